@@ -1,0 +1,1 @@
+"""Prometheus exporters (installed as `inferwatch.exporters`): one package per component."""

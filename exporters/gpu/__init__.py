@@ -1,0 +1,1 @@
+"""GPU exporter on NVML (pynvml): utilisation, memory, thermals, power, errors, MIG, containers."""

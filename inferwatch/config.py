@@ -1,0 +1,177 @@
+"""One YAML file, one section per component, validated against typed dataclasses.
+
+Validation walks the YAML *node* tree (not the loaded dict) so every error can name the
+file, the line and the dotted key. The first error wins: operators fix one thing at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+ENV_VAR = "INFERWATCH_CONFIG"
+
+
+class ConfigError(Exception):
+    """A config problem located as `file:line: key: message`."""
+
+    def __init__(self, file: str, line: int | None, key: str, message: str):
+        self.file, self.line, self.key, self.message = file, line, key, message
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+@dataclass
+class GpuExporterConfig:
+    listen_address: str = "0.0.0.0"
+    port: int = 9835
+    naming: Literal["inferwatch", "dcgm"] = "inferwatch"
+    hostname: str | None = None
+    nvml_timeout_seconds: float = 5.0
+    xid_events: bool = True
+    process_attribution: bool = True
+    docker_socket: str = "/var/run/docker.sock"
+    max_containers_per_gpu: int = 32
+    proc_root: str = "/proc"
+    simulate: str | None = None
+
+
+@dataclass
+class EndpointConfig:
+    name: str
+    base_url: str
+    model: str
+    metrics_url: str | None = None
+    role: Literal["primary", "backup"] = "primary"
+    model_version: str | None = None
+    model_dir: str | None = None
+    auth_header_env: str | None = None
+
+
+@dataclass
+class EngineExporterConfig:
+    listen_address: str = "0.0.0.0"
+    port: int = 9836
+    probe_timeout_seconds: float = 2.0
+    endpoints: list[EndpointConfig] = field(default_factory=list)
+
+
+@dataclass
+class InferwatchConfig:
+    gpu_exporter: GpuExporterConfig = field(default_factory=GpuExporterConfig)
+    engine_exporter: EngineExporterConfig = field(default_factory=EngineExporterConfig)
+
+
+def load_config(path: str | os.PathLike | None = None) -> InferwatchConfig:
+    """Load and validate the config at `path`, `$INFERWATCH_CONFIG`, or return defaults."""
+    path = path or os.environ.get(ENV_VAR)
+    if not path:
+        return InferwatchConfig()
+    name = str(path)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(name, None, "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(name, None, "", f"cannot read file ({exc.strerror})") from None
+    return parse_config(text, name)
+
+
+def parse_config(text: str, file: str = "<string>") -> InferwatchConfig:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(file, line, "", f"invalid YAML: {exc.problem}") from None
+    if node is None:
+        return InferwatchConfig()
+    return _Validator(file).build(InferwatchConfig, node, "")
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+class _Validator:
+    def __init__(self, file: str):
+        self.file = file
+        self._constructor = yaml.SafeLoader("")
+
+    def error(self, node: yaml.Node, key: str, message: str) -> ConfigError:
+        return ConfigError(self.file, node.start_mark.line + 1, key, message)
+
+    def build(self, cls: type, node: yaml.Node, key: str) -> Any:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, key or "(top level)", f"expected a mapping, got {_describe(node)}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            name = self._constructor.construct_object(key_node)
+            dotted = f"{key}.{name}" if key else str(name)
+            if name not in fields:
+                expected = ", ".join(fields)
+                raise self.error(key_node, dotted, f"unknown key (expected one of: {expected})")
+            values[name] = self.convert(hints[name], value_node, dotted)
+        for f in fields.values():
+            missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if missing and f.name not in values:
+                dotted = f"{key}.{f.name}" if key else f.name
+                raise self.error(node, dotted, "required key is missing")
+        return cls(**values)
+
+    def convert(self, hint: Any, node: yaml.Node, key: str) -> Any:
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin in (typing.Union, types.UnionType):
+            if _is_null(node) and type(None) in args:
+                return None
+            (inner,) = [a for a in args if a is not type(None)]
+            return self.convert(inner, node, key)
+        if dataclasses.is_dataclass(hint):
+            return self.build(hint, node, key)
+        if origin is list:
+            if not isinstance(node, yaml.SequenceNode):
+                raise self.error(node, key, f"expected a list, got {_describe(node)}")
+            return [self.convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(node.value)]
+        if origin is dict:
+            if not isinstance(node, yaml.MappingNode):
+                raise self.error(node, key, f"expected a mapping, got {_describe(node)}")
+            return {
+                self._constructor.construct_object(k): self.convert(args[1], v, f"{key}.{k.value}")
+                for k, v in node.value
+            }
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error(node, key, f"expected {_expected(hint)}, got {_describe(node)}")
+        value = self._constructor.construct_object(node)
+        if origin is Literal:
+            if value not in args:
+                allowed = ", ".join(str(a) for a in args)
+                raise self.error(node, key, f"must be one of: {allowed}; got {value!r}")
+            return value
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
+            raise self.error(node, key, f"expected {_expected(hint)}, got {value!r}")
+        return value
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def _expected(hint: Any) -> str:
+    return _TYPE_WORDS.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return repr(node.value)

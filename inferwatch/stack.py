@@ -1,0 +1,300 @@
+"""Start and stop real Prometheus and Alertmanager processes on loopback, and talk to them.
+
+Used by the demo and by the test fixtures, so both exercise the same code. Each server gets a
+free port and its own directory; `stop()` signals the PID it started, then kills it if needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROMETHEUS_BIN = os.environ.get("INFERWATCH_PROMETHEUS", "prometheus")
+ALERTMANAGER_BIN = os.environ.get("INFERWATCH_ALERTMANAGER", "prometheus-alertmanager")
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_json(url: str, data: Any = None, timeout: float = 10.0) -> Any:
+    """GET (or POST JSON when `data` is given) and decode the JSON answer."""
+    body = json.dumps(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy; raise StackError on timeout."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise StackError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" ({last_error})" if last_error else ""))
+
+
+@dataclass
+class ManagedProcess:
+    """A child process we started; stopped by PID, never by name."""
+
+    name: str
+    args: list[str]
+    workdir: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def start(self) -> None:
+        if shutil.which(self.args[0]) is None:
+            raise StackError(f"{self.args[0]} not found on PATH (install the Debian package)")
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                     start_new_session=True)
+        log.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, grace: float = 10.0) -> None:
+        if not self.alive():
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@dataclass
+class Prometheus:
+    """A real Prometheus with a rewritable scrape config."""
+
+    workdir: Path
+    port: int = 0
+    scrape_interval: str = "1s"
+    evaluation_interval: str = "1s"
+    scrape_configs: list[dict[str, Any]] = field(default_factory=list)
+    rule_files: list[str] = field(default_factory=list)
+    alertmanager_urls: list[str] = field(default_factory=list)
+    process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "prometheus.yml"
+
+    def render_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.evaluation_interval},
+            "scrape_configs": self.scrape_configs,
+        }
+        if self.rule_files:
+            config["rule_files"] = self.rule_files
+        if self.alertmanager_urls:
+            targets = [urllib.parse.urlparse(u).netloc for u in self.alertmanager_urls]
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": targets}]}]}
+        return config
+
+    def start(self, timeout: float = 60.0) -> Prometheus:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        self.config_path.write_text(yaml.safe_dump(self.render_config(), sort_keys=False))
+        self.process = ManagedProcess("prometheus", [
+            PROMETHEUS_BIN,
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=1d",
+        ], self.workdir)
+        self.process.start()
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        def ready() -> bool:
+            if not self.process or not self.process.alive():
+                raise StackError(f"prometheus exited:\n{self.process.log_tail() if self.process else ''}")
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                return response.status == 200
+
+        wait_until(ready, timeout, what="prometheus /-/ready")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+    def reload(self) -> None:
+        """Rewrite the config from our fields and ask Prometheus to reload it."""
+        self.config_path.write_text(yaml.safe_dump(self.render_config(), sort_keys=False))
+        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def set_job(self, job: str, targets: list[str], **extra: Any) -> None:
+        """Add or replace one scrape job and reload."""
+        self.scrape_configs = [c for c in self.scrape_configs if c["job_name"] != job]
+        self.scrape_configs.append({"job_name": job, "static_configs": [{"targets": targets}], **extra})
+        self.reload()
+
+    # -- queries ------------------------------------------------------------------------
+    def _api(self, path: str, **params: Any) -> Any:
+        query = urllib.parse.urlencode(params)
+        answer = http_json(f"{self.url}/api/v1/{path}?{query}")
+        if answer.get("status") != "success":
+            raise StackError(f"prometheus query failed: {answer}")
+        return answer["data"]
+
+    def query(self, expr: str, time_: float | None = None) -> list[dict[str, Any]]:
+        """Instant query: a list of {"metric": {...}, "value": [ts, "v"]}."""
+        params: dict[str, Any] = {"query": expr}
+        if time_ is not None:
+            params["time"] = time_
+        return self._api("query", **params)["result"]
+
+    def query_value(self, expr: str) -> float | None:
+        """The single value of an instant query, or None when it returns nothing."""
+        result = self.query(expr)
+        if not result:
+            return None
+        if not isinstance(result[0], dict):  # a scalar: [timestamp, "value"]
+            return float(result[1])
+        if len(result) > 1:
+            raise StackError(f"{expr!r} returned {len(result)} series, expected one")
+        return float(result[0]["value"][1])
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        return self._api("query_range", query=expr, start=start, end=end, step=step)["result"]
+
+    def wait_for_series(self, expr: str, timeout: float = 30.0, count: int = 1) -> list[dict[str, Any]]:
+        """Wait until `expr` returns at least `count` series; return them."""
+        return wait_until(lambda: (r := self.query(expr)) and len(r) >= count and r, timeout,
+                          what=f"{count} series of {expr!r}")
+
+    def wait_for_value(self, expr: str, predicate: Any, timeout: float = 30.0) -> float:
+        """Wait until the single value of `expr` satisfies `predicate`; return it."""
+        def check() -> float | None:
+            value = self.query_value(expr)
+            return value if value is not None and predicate(value) else None
+
+        wait_until(lambda: check() is not None, timeout, what=f"value of {expr!r}")
+        return self.query_value(expr)  # type: ignore[return-value]
+
+    def targets(self) -> list[dict[str, Any]]:
+        return self._api("targets")["activeTargets"]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self._api("alerts")["alerts"]
+
+    def wait_for_alert(self, name: str, state: str = "firing", timeout: float = 60.0) -> dict[str, Any]:
+        return wait_until(
+            lambda: next((a for a in self.alerts() if a["labels"].get("alertname") == name
+                          and a["state"] == state), None),
+            timeout, what=f"alert {name} {state}")
+
+
+@dataclass
+class Alertmanager:
+    """A real Alertmanager (single node, clustering off)."""
+
+    workdir: Path
+    config: dict[str, Any] | None = None
+    config_file: Path | None = None
+    port: int = 0
+    process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> Alertmanager:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        config_path = self.config_file
+        if config_path is None:
+            config_path = self.workdir / "alertmanager.yml"
+            config_path.write_text(yaml.safe_dump(self.config or default_alertmanager_config(), sort_keys=False))
+        self.process = ManagedProcess("alertmanager", [
+            ALERTMANAGER_BIN,
+            f"--config.file={config_path}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",
+        ], self.workdir)
+        self.process.start()
+
+        def ready() -> bool:
+            if not self.process or not self.process.alive():
+                raise StackError(f"alertmanager exited:\n{self.process.log_tail() if self.process else ''}")
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                return response.status == 200
+
+        wait_until(ready, timeout, what="alertmanager /-/ready")
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        http_json(f"{self.url}/api/v2/alerts", data=alerts)
+
+    def alerts(self, **filters: str) -> list[dict[str, Any]]:
+        query = "&".join(f"filter={urllib.parse.quote(f'{k}={v!r}'.replace(chr(39), chr(34)))}"
+                         for k, v in filters.items())
+        return http_json(f"{self.url}/api/v2/alerts" + (f"?{query}" if query else ""))
+
+    def groups(self) -> list[dict[str, Any]]:
+        return http_json(f"{self.url}/api/v2/alerts/groups")
+
+    def wait_for_alert(self, name: str, timeout: float = 30.0) -> dict[str, Any]:
+        return wait_until(lambda: next((a for a in self.alerts() if a["labels"].get("alertname") == name), None),
+                          timeout, what=f"alertmanager alert {name}")
+
+
+def default_alertmanager_config() -> dict[str, Any]:
+    return {
+        "route": {"receiver": "null", "group_by": ["alertname"], "group_wait": "1s",
+                  "group_interval": "1s", "repeat_interval": "1h"},
+        "receivers": [{"name": "null"}],
+    }

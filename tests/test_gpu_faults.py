@@ -1,0 +1,171 @@
+"""The GPU exporter under faults: it keeps serving and says what is wrong in metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import scrape
+from inferwatch.exporters.gpu.collector import GpuCollector
+from inferwatch.exporters.gpu.containers import ContainerResolver, parse_cgroup
+from inferwatch.exporters.gpu.simnvml import SimulatedNvml
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def two_h100(**gpu_fields) -> dict:
+    return {"gpus": [{"profile": "h100-80gb", "count": 2, "utilization_gpu": 50, **gpu_fields}]}
+
+
+def samples(port: int, name: str) -> dict[tuple, float]:
+    """Scrape and return {tuple(sorted labels): value} for one sample name."""
+    out = {}
+    for family in text_string_to_metric_families(scrape(port)):
+        for sample in family.samples:
+            if sample.name == name:
+                out[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def by_gpu(port: int, name: str) -> dict[str, float]:
+    return {dict(k)["gpu"]: v for k, v in samples(port, name).items()}
+
+
+def test_unsupported_probe_is_learned_once(gpu_exporters) -> None:
+    scenario = two_h100(unsupported=["nvmlDeviceGetEncoderUtilization", "field:82"])
+    exporter = gpu_exporters.start(scenario, xid_events=False)
+    for _ in range(3):
+        text = scrape(exporter.port)
+    assert exporter.nvml.calls["nvmlDeviceGetEncoderUtilization"] == 2, "asked once per GPU, then remembered"
+    assert exporter.nvml.calls["nvmlDeviceGetDecoderUtilization"] == 6
+    assert "inferwatch_gpu_encoder_utilization_ratio{" not in text
+    assert "inferwatch_gpu_memory_temperature_celsius{" not in text, "an unsupported field is omitted, not 0"
+    assert "inferwatch_gpu_energy_joules_total{" in text, "the other fields of the batch still arrive"
+    assert by_gpu(exporter.port, "inferwatch_gpu_exporter_unsupported_probes") == {"0": 2.0, "1": 2.0}
+    assert samples(exporter.port, "inferwatch_gpu_exporter_errors_total") == {}
+
+
+def test_failing_probe_is_counted_and_retried(gpu_exporters) -> None:
+    exporter = gpu_exporters.start(two_h100(fail={"nvmlDeviceGetPowerUsage": "NVML_ERROR_UNKNOWN"}),
+                                   xid_events=False)
+    scrape(exporter.port)
+    errors = samples(exporter.port, "inferwatch_gpu_exporter_errors_total")
+    assert errors == {(("error", "Unknown"), ("probe", "power_usage")): 4.0}, "2 GPUs x 2 scrapes"
+    assert by_gpu(exporter.port, "inferwatch_gpu_utilization_ratio") == {"0": 0.5, "1": 0.5}
+
+
+def test_gpu_lost_at_runtime_then_back(gpu_exporters) -> None:
+    exporter = gpu_exporters.start(two_h100(), xid_events=False)
+    before = samples(exporter.port, "inferwatch_gpu_up")
+    exporter.nvml.gpus[1].lost = True
+    after = samples(exporter.port, "inferwatch_gpu_up")
+    assert sorted(after.values()) == [0.0, 1.0]
+    assert set(after) == set(before), "the lost GPU keeps its uuid/model/pci labels"
+    assert by_gpu(exporter.port, "inferwatch_gpu_utilization_ratio") == {"0": 0.5}
+    exporter.nvml.gpus[1].lost = False
+    assert by_gpu(exporter.port, "inferwatch_gpu_up") == {"0": 1.0, "1": 1.0}
+
+
+def test_hung_nvml_call_cannot_hang_scrapes(gpu_exporters) -> None:
+    exporter = gpu_exporters.start(two_h100(hang={"nvmlDeviceGetPowerUsage": 120}), xid_events=False,
+                                   nvml_timeout_seconds=0.5)
+    first = scrape(exporter.port)  # returns while the driver call is still stuck (it would take 120 s)
+    second = scrape(exporter.port)
+    assert "inferwatch_gpu_up{" not in first and "inferwatch_gpu_up{" not in second
+    assert samples(exporter.port, "inferwatch_gpu_exporter_collect_timeouts_total") == {(): 3.0}
+    assert exporter.nvml.calls["nvmlDeviceGetPowerUsage"] == 1, "later scrapes share the stuck call"
+    exporter.nvml.gpus[0].hang.clear()
+    exporter.nvml.gpus[1].hang.clear()
+    exporter.nvml.release_hangs()
+    # The stuck round finishes; the next scrape starts a fresh round and gets GPU data again.
+    scrape(exporter.port)
+    assert by_gpu(exporter.port, "inferwatch_gpu_up") == {"0": 1.0, "1": 1.0}
+
+
+def test_describe_does_not_touch_nvml() -> None:
+    nvml = SimulatedNvml.from_scenario("h100x2")
+    collector = GpuCollector(nvml, hostname="h", xid_events=False)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    assert sum(nvml.calls.values()) == 0
+    names = {m.name for m in collector.describe()}
+    assert "inferwatch_gpu_utilization_ratio" in names and "inferwatch_gpu_energy_joules" in names
+    dcgm = {m.name for m in GpuCollector(nvml, hostname="h", naming="dcgm", xid_events=False).describe()}
+    assert "DCGM_FI_DEV_GPU_UTIL" in dcgm and "inferwatch_gpu_utilization_ratio" not in dcgm
+
+
+def test_dcgm_naming_mirrors_dcgm_exporter(gpu_exporters) -> None:
+    exporter = gpu_exporters.start("h100x2", naming="dcgm", xid_events=False)
+    util = samples(exporter.port, "DCGM_FI_DEV_GPU_UTIL")
+    labels = dict(next(iter(util)))
+    assert set(labels) == {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname",
+                           "DCGM_FI_DRIVER_VERSION"}
+    assert (labels["device"], labels["modelName"], labels["DCGM_FI_DRIVER_VERSION"]) == (
+        "nvidia0", "NVIDIA H100 80GB HBM3", "550.54.15") or labels["gpu"] == "1"
+    assert sorted(util.values()) == [87.0, 87.0], "percent, as DCGM"
+    assert sorted(by_gpu(exporter.port, "DCGM_FI_DEV_FB_USED").values()) == [76e9 / 2**20] * 2, "MiB"
+    assert by_gpu(exporter.port, "DCGM_FI_DEV_SM_CLOCK")["0"] == 1980, "MHz"
+    assert by_gpu(exporter.port, "DCGM_FI_DEV_POWER_USAGE")["0"] == 512
+    assert by_gpu(exporter.port, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION")["0"] > 5e9, "mJ"
+    assert by_gpu(exporter.port, "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL") == {"0": 0.0, "1": 0.0}
+    assert by_gpu(exporter.port, "DCGM_FI_DEV_XID_ERRORS") == {}, "xid watcher off here"
+    assert by_gpu(exporter.port, "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS") == {"0": 0.0, "1": 0.0}
+    assert samples(exporter.port, "inferwatch_gpu_utilization_ratio") == {}
+
+
+def test_dcgm_xid_is_last_code(gpu_exporters) -> None:
+    exporter = gpu_exporters.start("xid79", naming="dcgm")
+    exporter.nvml.inject_xid(0, 48)
+    from inferwatch.stack import wait_until
+
+    wait_until(lambda: by_gpu(exporter.port, "DCGM_FI_DEV_XID_ERRORS") == {"0": 48.0, "1": 79.0}, 15,
+               what="both XIDs")
+
+
+CGROUP_V2_DOCKER = "0::/system.slice/docker-" + "a" * 64 + ".scope\n"
+CGROUP_V1_K8S = (
+    "12:memory:/kubepods/burstable/pod0f5d3b2a-1c2d-4e5f-8a9b-0123456789ab/" + "b" * 64 + "\n"
+    "11:cpu,cpuacct:/kubepods/burstable/pod0f5d3b2a-1c2d-4e5f-8a9b-0123456789ab/" + "b" * 64 + "\n"
+)
+CGROUP_V2_SYSTEMD_K8S = (
+    "0::/kubepods.slice/kubepods-pod0f5d3b2a_1c2d_4e5f_8a9b_0123456789ab.slice/cri-containerd-"
+    + "c" * 64 + ".scope\n"
+)
+
+
+def test_parse_cgroup() -> None:
+    assert parse_cgroup(CGROUP_V2_DOCKER) == ("a" * 64, "")
+    assert parse_cgroup(CGROUP_V1_K8S) == ("b" * 64, "0f5d3b2a-1c2d-4e5f-8a9b-0123456789ab")
+    assert parse_cgroup(CGROUP_V2_SYSTEMD_K8S) == ("c" * 64, "0f5d3b2a-1c2d-4e5f-8a9b-0123456789ab")
+    assert parse_cgroup("0::/user.slice/user-0.slice/session-1.scope\n") == ("", "")
+
+
+def fake_proc(root: Path, pid: int, cgroup: str) -> None:
+    (root / str(pid)).mkdir(parents=True)
+    (root / str(pid) / "cgroup").write_text(cgroup)
+
+
+def test_container_attribution_and_cap(gpu_exporters, tmp_path: Path) -> None:
+    fake_proc(tmp_path, 100, CGROUP_V2_DOCKER)
+    fake_proc(tmp_path, 101, CGROUP_V2_DOCKER)
+    fake_proc(tmp_path, 200, CGROUP_V1_K8S)
+    fake_proc(tmp_path, 300, CGROUP_V2_SYSTEMD_K8S)
+    procs = [{"pid": 100, "used_bytes": 10}, {"pid": 101, "used_bytes": 20}, {"pid": 200, "used_bytes": 5},
+             {"pid": 300, "used_bytes": 1}, {"pid": 999, "used_bytes": 2}]
+    scenario = {"gpus": [{"profile": "h100-80gb", "count": 1, "processes": procs}]}
+    exporter = gpu_exporters.start(scenario, proc_root=str(tmp_path), max_containers_per_gpu=3, xid_events=False)
+    used_samples = samples(exporter.port, "inferwatch_gpu_container_memory_used_bytes")
+    used = {dict(k)["container_id"]: v for k, v in used_samples.items()}
+    assert used == {"a" * 64: 30.0, "b" * 64: 5.0, "other": 3.0}, "top 2 kept, the rest folded into other"
+    count_samples = samples(exporter.port, "inferwatch_gpu_container_processes")
+    count = {dict(k)["container_id"]: v for k, v in count_samples.items()}
+    assert count == {"a" * 64: 2.0, "b" * 64: 1.0, "other": 2.0}
+    pods = {dict(k)["container_id"]: dict(k)["pod_uid"]
+            for k in samples(exporter.port, "inferwatch_gpu_container_processes")}
+    assert pods["b" * 64] == "0f5d3b2a-1c2d-4e5f-8a9b-0123456789ab"
+
+
+def test_resolver_cache_is_bounded(tmp_path: Path) -> None:
+    resolver = ContainerResolver(str(tmp_path), docker_socket=None, cache_size=10)
+    for pid in range(100):
+        resolver.resolve(pid)
+    assert len(resolver._pids) == 10
