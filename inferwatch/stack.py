@@ -113,6 +113,9 @@ class Prometheus:
     scrape_configs: list[dict[str, Any]] = field(default_factory=list)
     rule_files: list[str] = field(default_factory=list)
     alertmanager_urls: list[str] = field(default_factory=list)
+    # Prometheus drops a firing alert it could not send (Alertmanager discovery lags ~5 s) until
+    # the next resend; the default 1m makes tests slow, so resend quickly on loopback.
+    alert_resend_delay: str = "1s"
     process: ManagedProcess | None = None
 
     @property
@@ -146,6 +149,7 @@ class Prometheus:
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle",
             "--storage.tsdb.retention.time=1d",
+            f"--rules.alert.resend-delay={self.alert_resend_delay}",
         ], self.workdir)
         self.process.start()
         self._wait_ready(timeout)

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from inferwatch.exporters.gpu import server as gpu_server
-from inferwatch.exporters.gpu.simnvml import SimulatedNvml
 
 from inferwatch.config import GpuExporterConfig
+from inferwatch.exporters.gpu import server as gpu_server
+from inferwatch.exporters.gpu.simnvml import SimulatedNvml
 from inferwatch.stack import Alertmanager, Prometheus
 
 REPO = Path(__file__).resolve().parent.parent

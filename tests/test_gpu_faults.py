@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import scrape
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
 from inferwatch.exporters.gpu.collector import GpuCollector
 from inferwatch.exporters.gpu.containers import ContainerResolver, parse_cgroup
 from inferwatch.exporters.gpu.simnvml import SimulatedNvml
-from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 
 def two_h100(**gpu_fields) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import by_label, scrape
+
 from inferwatch.exporters.gpu.simnvml import scenario_names
 
 H100 = "NVIDIA H100 80GB HBM3"

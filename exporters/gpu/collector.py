@@ -17,13 +17,14 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pynvml as nv
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
 from inferwatch.exporters.gpu.containers import ContainerResolver
 from inferwatch.exporters.gpu.metrics import DCGM_LABEL_NAMES, FAMILIES, FAMILY_LIST, PREFIX, Family, Sample
 from inferwatch.exporters.gpu.nvml import error_name
 from inferwatch.exporters.gpu.reader import DeviceReader
 from inferwatch.exporters.gpu.xid import XidWatcher
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 

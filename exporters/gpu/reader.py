@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pynvml as nv
+
 from inferwatch.exporters.gpu.containers import ContainerResolver
 from inferwatch.exporters.gpu.metrics import Sample
 from inferwatch.exporters.gpu.nvml import LOST_CODES, UNSUPPORTED_CODES, error_name, text

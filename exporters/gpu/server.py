@@ -9,12 +9,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from inferwatch.exporters.gpu.collector import GpuCollector
-from inferwatch.exporters.gpu.containers import ContainerResolver
-from inferwatch.exporters.gpu.nvml import load_backend
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 
 from inferwatch.config import GpuExporterConfig
+from inferwatch.exporters.gpu.collector import GpuCollector
+from inferwatch.exporters.gpu.containers import ContainerResolver
+from inferwatch.exporters.gpu.nvml import load_backend
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import pynvml as nv
+
 from inferwatch.exporters.gpu.metrics import Sample
 from inferwatch.exporters.gpu.nvml import UNSUPPORTED_CODES, text
 
