@@ -54,6 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     scenarios = sub.add_parser("gpu-scenarios", help="list the simulated GPU scenarios")
     scenarios.set_defaults(run=_gpu_scenarios)
 
+    engine_exp = sub.add_parser("engine-exporter", help="probe serving endpoints: health, models, versions, "
+                                "redundancy", description="Serve serving-engine health metrics on /metrics.")
+    engine_exp.add_argument("--port", type=int, help="listen port (overrides engine_exporter.port)")
+    engine_exp.add_argument("--listen-address", help="listen address (overrides engine_exporter.listen_address)")
+    engine_exp.set_defaults(run=_engine_exporter)
+
+    from inferwatch.engine import control
+    from inferwatch.inject import cli as inject_cli
+
+    control.add_parser(sub)
+    inject_cli.add_parser(sub)
+
     demo = sub.add_parser("demo", help="run the local demo stack (exporters, Prometheus, Alertmanager)",
                           description="Start the demo stack on loopback and keep it up until Ctrl-C.")
     demo.add_argument("--workdir", help="where configs, data and logs go (default: a new temp dir)")
@@ -86,6 +98,30 @@ def _gpu_exporter(args: argparse.Namespace, config: InferwatchConfig) -> int:
     except ValueError as exc:  # an unknown scenario
         print(f"inferwatch: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    except OSError as exc:
+        print(f"inferwatch: cannot listen on {cfg.listen_address}:{cfg.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    wait_for_signal(running.stop)
+    return 0
+
+
+def _engine_exporter(args: argparse.Namespace, config: InferwatchConfig) -> int:
+    from inferwatch.exporters.engine import server
+
+    cfg = config.engine_exporter
+    if args.port is not None:
+        cfg.port = args.port
+    if args.listen_address is not None:
+        cfg.listen_address = args.listen_address
+    if not cfg.endpoints:
+        print("inferwatch: engine_exporter.endpoints is empty: nothing to probe (see the example config)",
+              file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    try:
+        running = server.start(cfg)
+    except OSError as exc:
+        print(f"inferwatch: cannot listen on {cfg.listen_address}:{cfg.port}: {exc.strerror}", file=sys.stderr)
+        return 1
     wait_for_signal(running.stop)
     return 0
 

@@ -59,14 +59,34 @@ class EndpointConfig:
 class EngineExporterConfig:
     listen_address: str = "0.0.0.0"
     port: int = 9836
-    probe_timeout_seconds: float = 2.0
+    # One deadline for all of an endpoint's probe requests; keep it under the scrape timeout.
+    probe_timeout_seconds: float = 0.8
     endpoints: list[EndpointConfig] = field(default_factory=list)
+
+    def check(self) -> tuple[str, str] | None:
+        names = [e.name for e in self.endpoints]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            return "endpoints", f"endpoint names must be unique; repeated: {', '.join(duplicates)}"
+        if self.probe_timeout_seconds <= 0:
+            return "probe_timeout_seconds", "must be greater than 0"
+        return None
+
+
+@dataclass
+class VllmPluginConfig:
+    """SLO targets the vLLM stat-logger plugin judges each finished request against."""
+
+    ttft_slo_seconds: float = 1.0
+    tpot_slo_seconds: float = 0.1
+    max_lora_adapters: int = 32
 
 
 @dataclass
 class InferwatchConfig:
     gpu_exporter: GpuExporterConfig = field(default_factory=GpuExporterConfig)
     engine_exporter: EngineExporterConfig = field(default_factory=EngineExporterConfig)
+    vllm_plugin: VllmPluginConfig = field(default_factory=VllmPluginConfig)
 
 
 def load_config(path: str | os.PathLike | None = None) -> InferwatchConfig:
@@ -124,7 +144,12 @@ class _Validator:
             if missing and f.name not in values:
                 dotted = f"{key}.{f.name}" if key else f.name
                 raise self.error(node, dotted, "required key is missing")
-        return cls(**values)
+        built = cls(**values)
+        problem = built.check() if hasattr(built, "check") else None
+        if problem:
+            field_name, message = problem
+            raise self.error(node, f"{key}.{field_name}" if key else field_name, message)
+        return built
 
     def convert(self, hint: Any, node: yaml.Node, key: str) -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)

@@ -1,0 +1,1 @@
+"""Engine exporter: what vLLM cannot say about itself (health, served models, versions, redundancy)."""

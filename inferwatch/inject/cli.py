@@ -1,0 +1,105 @@
+"""Argument parsing and wiring for `inferwatch inject`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.request
+
+from inferwatch.inject import faults, schedule
+from inferwatch.inject.client import Target
+from inferwatch.inject.runner import format_report, run
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inject", help="open-loop load and fault injection against an OpenAI-compatible endpoint",
+                       description="Send open-loop load (Poisson or a replayed trace) and named faults; "
+                       "print client-side TTFT/TPOT/e2e percentiles, throughput and errors.")
+    p.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8000")
+    p.add_argument("--model", help="model name (default: the first one /v1/models lists)")
+    load = p.add_argument_group("load")
+    load.add_argument("--rate", type=float, default=2.0, help="Poisson arrivals per second (default 2)")
+    load.add_argument("--duration", type=float, default=30.0, help="seconds of Poisson load (default 30)")
+    load.add_argument("--prompt-tokens", type=int, default=64)
+    load.add_argument("--output-tokens", type=int, default=32)
+    load.add_argument("--trace", help="replay a CSV in the Azure LLM inference format "
+                      "(TIMESTAMP,ContextTokens,GeneratedTokens) instead of Poisson")
+    load.add_argument("--time-scale", type=float, default=1.0, help="trace speed-up (2 = twice as fast)")
+    load.add_argument("--rate-scale", type=float, default=1.0, help="trace request-rate multiplier")
+    load.add_argument("--limit", type=int, help="use the first N trace rows")
+    load.add_argument("--max-prompt-tokens", type=int, help="cap prompt lengths")
+    load.add_argument("--max-output-tokens", type=int, help="cap output lengths")
+    load.add_argument("--max-model-len", type=int, help="context size (default: from /v1/models)")
+    load.add_argument("--concurrency", type=int, default=256, help="in-flight cap; arrivals over it are dropped")
+    load.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, seconds")
+    load.add_argument("--seed", type=int, default=0)
+    fault = p.add_argument_group("faults")
+    fault.add_argument("--fault", choices=faults.FAULTS, help="apply a named fault in the middle third of the run")
+    fault.add_argument("--fault-factor", type=float, default=4.0, help="surge / prompt-growth factor (default 4)")
+    fault.add_argument("--engine-name", default="default",
+                       help="inferwatch-managed engine to stop and restart for endpoint-outage")
+    out = p.add_argument_group("output and compatibility")
+    out.add_argument("--json", help="also write the report as JSON to this file")
+    out.add_argument("--no-progress", action="store_true")
+    out.add_argument("--text-prompts", action="store_true", help="send text prompts instead of token ids")
+    out.add_argument("--no-vllm-extensions", action="store_true", help="do not send ignore_eos")
+    out.add_argument("--auth-header-env", help="env var holding an Authorization header value")
+    p.set_defaults(run=main)
+
+
+def _models(url: str, headers: dict[str, str]) -> list[dict]:
+    request = urllib.request.Request(url.rstrip("/") + "/v1/models", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response).get("data", [])
+
+
+def main(args: argparse.Namespace, config) -> int:
+    auth = os.environ.get(args.auth_header_env) if args.auth_header_env else None
+    model, max_len = args.model, args.max_model_len
+    if model is None or max_len is None:
+        try:
+            listed = _models(args.url, {"Authorization": auth} if auth else {})
+        except OSError as exc:
+            print(f"inferwatch inject: cannot read {args.url}/v1/models: {exc}", file=sys.stderr)
+            return 1
+        entry = next((m for m in listed if model in (None, m.get("id"))), None)
+        if entry is None:
+            print(f"inferwatch inject: model {model!r} not served at {args.url}", file=sys.stderr)
+            return 1
+        model = model or entry["id"]
+        max_len = max_len or entry.get("max_model_len") or 4096
+    try:
+        if args.trace:
+            arrivals = schedule.scale(schedule.read_trace(args.trace, args.limit), args.time_scale, args.rate_scale,
+                                      args.seed)
+        else:
+            arrivals = schedule.poisson(args.rate, args.duration, args.prompt_tokens, args.output_tokens, args.seed)
+    except (OSError, ValueError) as exc:
+        print(f"inferwatch inject: {exc}", file=sys.stderr)
+        return 2
+    outage = None
+    if args.fault:
+        arrivals = faults.apply(args.fault, arrivals, args.seed, args.fault_factor)
+        if args.fault == "endpoint-outage":
+            outage = (faults.window_of(arrivals), _engine_hooks(args.engine_name))
+    arrivals = schedule.fit(arrivals, max_len, args.max_prompt_tokens, args.max_output_tokens)
+    target = Target(args.url, model, text_prompts=args.text_prompts, vllm_extensions=not args.no_vllm_extensions,
+                    auth_header=auth, timeout=args.timeout)
+    print(f"inferwatch inject: {len(arrivals)} requests to {args.url} ({model})"
+          + (f", fault {args.fault}" if args.fault else ""), file=sys.stderr)
+    report = asyncio.run(run(arrivals, target, args.concurrency, not args.no_progress, outage))
+    summary = report.summary()
+    print(format_report(summary))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(summary, handle, indent=2)
+    return 0
+
+
+def _engine_hooks(name: str) -> faults.OutageHooks:
+    from inferwatch.engine import control
+
+    return faults.OutageHooks(stop=lambda: control.down(name), start=lambda: control.restart(name))
