@@ -66,3 +66,57 @@ def gpu_exporters() -> Iterator[GpuExporters]:
     exporters = GpuExporters()
     yield exporters
     exporters.stop_all()
+
+
+# -- the slow tier: a real vLLM (CPU build) ---------------------------------------------------
+
+PLUGIN_CONFIG = """
+vllm_plugin:
+  ttft_slo_seconds: 0.5
+  tpot_slo_seconds: 0.05
+"""
+
+
+class Engine:
+    """The session's vLLM server; tests that stop it must leave it running again."""
+
+    def __init__(self, workdir: Path, config_path: Path):
+        self.workdir, self.config_path = workdir, config_path
+        self.server = None
+
+    def start(self, seed: int = 0, **options):
+        from inferwatch.engine import runtime
+        from inferwatch.engine.server import VllmServer
+
+        port = self.server.port if self.server else 0
+        self.server = VllmServer(runtime.ensure_tiny_model(seed), self.workdir, port=port,
+                                 env={"INFERWATCH_CONFIG": str(self.config_path)}, **options).start()
+        return self.server
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
+
+
+@pytest.fixture(scope="session")
+def engine_runtime():
+    """The engine venv and tiny model; skips (with the reason) only where vLLM cannot be installed."""
+    from inferwatch.engine import runtime
+
+    try:
+        runtime.ensure_venv()
+        runtime.ensure_tiny_model(0)
+    except (runtime.EngineUnavailable, OSError) as exc:
+        pytest.skip(f"vLLM CPU engine cannot be installed here: {exc}")
+    return runtime
+
+
+@pytest.fixture(scope="session")
+def vllm_engine(engine_runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    workdir = tmp_path_factory.mktemp("vllm")
+    config_path = workdir / "inferwatch.yaml"
+    config_path.write_text(PLUGIN_CONFIG)
+    engine = Engine(workdir, config_path)
+    engine.start()
+    yield engine
+    engine.stop()

@@ -1,0 +1,137 @@
+"""Engine exporter against misbehaving endpoints: each fault is a metric value, never a crash."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fake_endpoints import Behaviour, serve
+from helpers import by_label
+
+from inferwatch.config import EndpointConfig, EngineExporterConfig
+from inferwatch.exporters.engine import server as engine_server
+from inferwatch.exporters.engine.probe import probe
+from inferwatch.exporters.engine.version import DirectoryVersion
+from inferwatch.stack import free_port
+
+
+@pytest.fixture
+def peers():
+    started = []
+
+    def start(behaviour: Behaviour) -> str:
+        server = serve(behaviour)
+        started.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in started:
+        server.shutdown()
+
+
+def endpoint(name: str, url: str, model: str = "m", role: str = "primary", **extra) -> EndpointConfig:
+    return EndpointConfig(name=name, base_url=url, model=model, role=role, **extra)
+
+
+def test_probe_reports_each_failure_kind(peers) -> None:
+    ok = probe(endpoint("ok", peers(Behaviour())), timeout=1.0)
+    assert (ok.healthy, ok.failure, ok.serves_model, ok.model_root) == (True, "", True, "/models/m")
+    slow = probe(endpoint("slow", peers(Behaviour(delay=3))), timeout=0.3)
+    assert (slow.healthy, slow.failure) == (False, "timeout")
+    assert slow.duration < 1.0, "a slow endpoint costs at most its deadline"
+    broken = probe(endpoint("broken", peers(Behaviour(health_status=503))), timeout=1.0)
+    assert (broken.healthy, broken.failure) == (False, "http_5xx")
+    garbage = probe(endpoint("garbage", peers(Behaviour(models_body=b"<html>oops"))), timeout=1.0)
+    assert (garbage.healthy, garbage.failure, garbage.serves_model) == (True, "malformed", False)
+    wrong_shape = probe(endpoint("shape", peers(Behaviour(models_body=b'{"data": [{"name": 1}]}'))), timeout=1.0)
+    assert wrong_shape.failure == "malformed"
+    refused = probe(endpoint("down", f"http://127.0.0.1:{free_port()}"), timeout=1.0)
+    assert (refused.healthy, refused.failure) == (False, "refused")
+    other_model = probe(endpoint("other", peers(Behaviour(model="x"))), timeout=1.0)
+    assert (other_model.healthy, other_model.serves_model) == (True, False)
+
+
+def test_exporter_in_prometheus_with_redundancy(prometheus, peers) -> None:
+    config = EngineExporterConfig(listen_address="127.0.0.1", port=0, probe_timeout_seconds=0.5, endpoints=[
+        endpoint("a", peers(Behaviour())),
+        endpoint("b", peers(Behaviour(delay=2))),
+        endpoint("c", peers(Behaviour(models_body=b"not json")), role="backup"),
+        endpoint("d", peers(Behaviour()), role="backup"),
+        endpoint("e", f"http://127.0.0.1:{free_port()}", model="other"),
+    ])
+    running = engine_server.start(config)
+    try:
+        job = "engine-fake"
+        prometheus.set_job(job, [f"127.0.0.1:{running.port}"], scrape_timeout="1s")
+        prometheus.wait_for_series(f'inferwatch_engine_up{{job="{job}"}}', count=5)
+        up = by_label(prometheus.query(f'inferwatch_engine_up{{job="{job}"}}'), "endpoint")
+        assert up == {"a": 1, "b": 0, "c": 1, "d": 1, "e": 0}
+        healthy = prometheus.query(f'inferwatch_model_healthy_endpoints{{job="{job}"}}')
+        assert {(h["metric"]["model"], h["metric"]["role"]): float(h["value"][1]) for h in healthy} == {
+            ("m", "primary"): 1, ("m", "backup"): 1, ("other", "primary"): 0}
+        failures = prometheus.query(f'inferwatch_engine_probe_failures_total{{job="{job}"}} > 0')
+        assert {(f["metric"]["endpoint"], f["metric"]["reason"]) for f in failures} == {
+            ("b", "timeout"), ("c", "malformed"), ("e", "refused")}
+        assert prometheus.query_value(f'up{{job="{job}"}}') == 1
+        # The scrape is bounded by the probe deadline even though endpoint b takes 2 s.
+        assert prometheus.query_value(f'inferwatch_engine_exporter_probe_round_seconds{{job="{job}"}}') < 1.0
+    finally:
+        running.stop()
+
+
+def test_version_from_config_wins_and_changes_are_counted(peers, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"layers": 2}')
+    url = peers(Behaviour(root=str(model_dir)))
+    config = EngineExporterConfig(endpoints=[endpoint("a", url), endpoint("b", url, model_version="v7")],
+                                  listen_address="127.0.0.1", port=0)
+    running = engine_server.start(config)
+    try:
+        from helpers import scrape
+
+        def versions() -> dict[str, tuple[str, str]]:
+            out = {}
+            for line in scrape(running.port).splitlines():
+                if line.startswith("inferwatch_model_version_info{"):
+                    labels = dict(part.split("=", 1) for part in line[line.index("{") + 1:line.index("}")].split(","))
+                    out[labels["endpoint"].strip('"')] = (labels["version"].strip('"'), labels["source"].strip('"'))
+            return out
+
+        first = versions()
+        assert first["b"] == ("v7", "config")
+        assert first["a"][1] == "model_dir" and len(first["a"][0]) == 12
+        assert versions() == first, "no change, no new version"
+        time.sleep(0.01)
+        (model_dir / "config.json").write_text('{"layers": 3}')
+        second = versions()
+        assert second["a"][0] != first["a"][0] and second["b"] == first["b"]
+        text = scrape(running.port)
+        assert 'inferwatch_model_version_changes_total{endpoint="a",model="m"} 1.0' in text
+        assert 'inferwatch_model_version_changes_total{endpoint="b",model="m"} 0.0' in text
+    finally:
+        running.stop()
+
+
+def test_directory_version_covers_large_files(tmp_path: Path) -> None:
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"\0" * (5 * 1024 * 1024))
+    versions = DirectoryVersion()
+    before = versions.of(str(tmp_path))
+    with weights.open("r+b") as handle:  # a retrained checkpoint changes the tail too
+        handle.seek(-10, 2)
+        handle.write(b"x" * 10)
+    assert versions.of(str(tmp_path)) != before
+    assert versions.of(str(tmp_path / "missing")) is None
+
+
+def test_duplicate_endpoint_names_are_a_config_error(tmp_path: Path) -> None:
+    from inferwatch.config import ConfigError, load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("engine_exporter:\n  endpoints:\n    - {name: a, base_url: u, model: m}\n"
+                    "    - {name: a, base_url: v, model: m}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}:2: engine_exporter.endpoints: endpoint names must be unique; repeated: a"
