@@ -66,11 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_parser(sub)
     inject_cli.add_parser(sub)
 
-    demo = sub.add_parser("demo", help="run the local demo stack (exporters, Prometheus, Alertmanager)",
+    demo = sub.add_parser("demo", help="run the local demo stack (vLLM, exporters, Prometheus, Alertmanager)",
                           description="Start the demo stack on loopback and keep it up until Ctrl-C.")
     demo.add_argument("--workdir", help="where configs, data and logs go (default: a new temp dir)")
     demo.add_argument("--duration", type=float, default=0,
                       help="stop after this many seconds (0 = until Ctrl-C)")
+    demo.add_argument("--no-engine", action="store_true", help="skip vLLM and the engine exporter (GPU only)")
+    demo.add_argument("--load-seconds", type=float, default=15, help="seconds of injected load (default 15)")
     demo.set_defaults(run=_demo)
     return parser
 
@@ -137,7 +139,8 @@ def _gpu_scenarios(args: argparse.Namespace, config: InferwatchConfig) -> int:
 def _demo(args: argparse.Namespace, config: InferwatchConfig) -> int:
     from inferwatch.demo import run_demo
 
-    return run_demo(config, workdir=args.workdir, duration=args.duration)
+    return run_demo(config, workdir=args.workdir, duration=args.duration, engine=not args.no_engine,
+                    load_seconds=args.load_seconds)
 
 
 def wait_for_signal(cleanup: Callable[[], None], timeout: float | None = None) -> None:

@@ -1,54 +1,56 @@
-"""`inferwatch demo`: the local stack on loopback, so an operator sees the suite work end to end.
+"""`inferwatch demo`: the whole stack on loopback, so an operator sees the suite work end to end.
 
-Today: the GPU exporter on simulated GPUs, a real Prometheus scraping it, a real Alertmanager.
-It prints what Prometheus sees, then stays up until Ctrl-C (or `--duration`), and stops
-everything it started.
+It builds the tiny model, starts a real vLLM (CPU build) with the inferwatch plugin, the engine
+exporter, the GPU exporter on simulated GPUs, a real Prometheus scraping all of them and a real
+Alertmanager; runs a short injected load; prints what Prometheus sees; then stays up until
+Ctrl-C (or `--duration`) and stops everything it started.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from inferwatch.cli import wait_for_signal
-from inferwatch.config import InferwatchConfig
+from inferwatch.config import EndpointConfig, EngineExporterConfig, InferwatchConfig
 from inferwatch.exporters.gpu import server as gpu_server
 from inferwatch.stack import Alertmanager, Prometheus, StackError, free_port
 
 DEMO_SCENARIO = "h100x2"
+MODEL = "tiny-llama"
+PLUGIN_CONFIG = "vllm_plugin:\n  ttft_slo_seconds: {ttft}\n  tpot_slo_seconds: {tpot}\n"
 
 
-def run_demo(config: InferwatchConfig, workdir: str | None = None, duration: float = 0) -> int:
+def run_demo(config: InferwatchConfig, workdir: str | None = None, duration: float = 0, engine: bool = True,
+             load_seconds: float = 15) -> int:
     root = Path(workdir or tempfile.mkdtemp(prefix="inferwatch-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    print(f"inferwatch demo: working in {root}")
-    started: list = []
+    print(f"inferwatch demo: working in {root}", flush=True)
+    started: list[Any] = []
     try:
-        gpu_cfg = dataclasses.replace(config.gpu_exporter, listen_address="127.0.0.1", port=free_port(),
-                                      simulate=config.gpu_exporter.simulate or DEMO_SCENARIO)
-        gpu = gpu_server.start(gpu_cfg)
-        started.append(gpu)
-        print(f"  GPU exporter   http://127.0.0.1:{gpu.port}/metrics  (simulated: {gpu_cfg.simulate})")
-
+        jobs = _start_components(config, root, engine, started)
         alertmanager = Alertmanager(root / "alertmanager").start()
         started.append(alertmanager)
-        print(f"  Alertmanager   {alertmanager.url}")
-
-        prometheus = Prometheus(root / "prometheus", scrape_interval="5s", evaluation_interval="5s",
+        print(f"  Alertmanager    {alertmanager.url}")
+        prometheus = Prometheus(root / "prometheus", scrape_interval="2s", evaluation_interval="5s",
                                 alertmanager_urls=[alertmanager.url])
-        prometheus.scrape_configs = [
-            {"job_name": "inferwatch-gpu", "static_configs": [{"targets": [f"127.0.0.1:{gpu.port}"]}]},
-        ]
+        prometheus.scrape_configs = [{"job_name": job, "static_configs": [{"targets": [target]}]}
+                                     for job, target in jobs.items()]
         prometheus.start()
         started.append(prometheus)
-        print(f"  Prometheus     {prometheus.url}")
-
-        prometheus.wait_for_series('up{job="inferwatch-gpu"} == 1', timeout=30)
-        prometheus.wait_for_series("inferwatch_gpu_up", timeout=30)
+        print(f"  Prometheus      {prometheus.url}", flush=True)
+        for job in jobs:
+            prometheus.wait_for_series(f'up{{job="{job}"}} == 1', timeout=60)
+        if engine and load_seconds > 0:
+            _inject(jobs["vllm"], load_seconds)
+            prometheus.wait_for_series('inferwatch_vllm_slo_requests_total{job="vllm"} > 0', timeout=30)
         print_summary(prometheus)
-        print("\nStack is up. Press Ctrl-C to stop." if not duration else f"\nStopping in {duration:.0f} s.")
-    except StackError as exc:
+        print("\nStack is up. Press Ctrl-C to stop." if not duration else f"\nStopping in {duration:.0f} s.",
+              flush=True)
+    except (StackError, RuntimeError, OSError) as exc:
         print(f"inferwatch demo: {exc}")
         _stop_all(started)
         return 1
@@ -57,22 +59,82 @@ def run_demo(config: InferwatchConfig, workdir: str | None = None, duration: flo
     return 0
 
 
+def _start_components(config: InferwatchConfig, root: Path, engine: bool, started: list[Any]) -> dict[str, str]:
+    """Start the exporters (and vLLM); return Prometheus job name -> host:port."""
+    jobs: dict[str, str] = {}
+    gpu_cfg = dataclasses.replace(config.gpu_exporter, listen_address="127.0.0.1", port=free_port(),
+                                  simulate=config.gpu_exporter.simulate or DEMO_SCENARIO)
+    gpu = gpu_server.start(gpu_cfg)
+    started.append(gpu)
+    jobs["inferwatch-gpu"] = f"127.0.0.1:{gpu.port}"
+    print(f"  GPU exporter    http://{jobs['inferwatch-gpu']}/metrics  (simulated: {gpu_cfg.simulate})", flush=True)
+    if not engine:
+        return jobs
+
+    from inferwatch.engine import runtime
+    from inferwatch.engine.server import VllmServer
+    from inferwatch.exporters.engine import server as engine_server
+
+    print("  vLLM            preparing the engine venv and tiny model (first run: a few minutes) ...", flush=True)
+    runtime.ensure_venv()
+    plugin = root / "inferwatch-plugin.yaml"
+    plugin.write_text(PLUGIN_CONFIG.format(ttft=config.vllm_plugin.ttft_slo_seconds,
+                                           tpot=config.vllm_plugin.tpot_slo_seconds))
+    vllm = VllmServer(runtime.ensure_tiny_model(0), root / "vllm", MODEL, env={"INFERWATCH_CONFIG": str(plugin)})
+    vllm.start()
+    started.append(vllm)
+    jobs["vllm"] = f"127.0.0.1:{vllm.port}"
+    print(f"  vLLM            {vllm.base_url}  (model {MODEL}, log {vllm.log_path})")
+    engine_cfg = EngineExporterConfig(listen_address="127.0.0.1", port=free_port(), endpoints=[
+        EndpointConfig(name="vllm-0", base_url=vllm.base_url, model=MODEL)])
+    exporter = engine_server.start(engine_cfg)
+    started.append(exporter)
+    jobs["inferwatch-engine"] = f"127.0.0.1:{exporter.port}"
+    print(f"  Engine exporter http://{jobs['inferwatch-engine']}/metrics", flush=True)
+    return jobs
+
+
+def _inject(target: str, seconds: float) -> None:
+    from inferwatch.inject import schedule
+    from inferwatch.inject.client import Target
+    from inferwatch.inject.runner import format_report, run
+
+    print(f"\nInjecting {seconds:.0f} s of Poisson load (4 req/s, 64-token prompts, 32-token outputs):", flush=True)
+    arrivals = schedule.poisson(rate=4, duration=seconds, prompt_tokens=64, output_tokens=32)
+    report = asyncio.run(run(arrivals, Target(f"http://{target}", MODEL), progress=False))
+    print("  " + format_report(report.summary()).replace("\n", "\n  "))
+
+
 def print_summary(prometheus: Prometheus) -> None:
     print("\nWhat Prometheus sees:")
-    for target in prometheus.targets():
-        print(f"  target {target['labels']['job']:18} {target['scrapeUrl']:40} {target['health']}")
+    for target in sorted(prometheus.targets(), key=lambda t: t["labels"]["job"]):
+        print(f"  target {target['labels']['job']:18} {target['scrapeUrl']:42} {target['health']}")
     rows = [
-        ("GPUs up", "sum(inferwatch_gpu_up)"),
-        ("mean GPU utilisation", "avg(inferwatch_gpu_utilization_ratio)"),
-        ("framebuffer used (GiB)", "sum(inferwatch_gpu_memory_used_bytes) / 2^30"),
-        ("power draw (W)", "sum(inferwatch_gpu_power_usage_watts)"),
+        ("GPUs up", "sum(inferwatch_gpu_up)", "{:.0f}"),
+        ("mean GPU utilisation", "avg(inferwatch_gpu_utilization_ratio)", "{:.2f}"),
+        ("GPU power draw (W)", "sum(inferwatch_gpu_power_usage_watts)", "{:.0f}"),
+        ("engine endpoints up", "sum(inferwatch_engine_up)", "{:.0f}"),
+        ("model version", 'count by (version) (inferwatch_model_version_info)', "label:version"),
+        ("requests/s (1m)", 'sum(rate(vllm:request_success_total[1m]))', "{:.2f}"),
+        ("TTFT p50 (ms, 1m)",
+         "1000 * histogram_quantile(0.5, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[1m])))",
+         "{:.1f}"),
+        ("KV cache usage", "max(vllm:kv_cache_usage_perc)", "{:.3f}"),
+        ("SLO goodput ratio", "sum(inferwatch_vllm_slo_goodput_requests_total) / "
+                              "sum(inferwatch_vllm_slo_requests_total)", "{:.2f}"),
     ]
-    for label, expr in rows:
-        value = prometheus.query_value(expr)
-        print(f"  {label:24} {'-' if value is None else f'{value:.2f}'}")
+    for label, expr, fmt in rows:
+        result = prometheus.query(expr)
+        if not result:
+            shown = "-"
+        elif fmt.startswith("label:"):
+            shown = result[0]["metric"].get(fmt.split(":", 1)[1], "-")
+        else:
+            shown = fmt.format(float(result[0]["value"][1]))
+        print(f"  {label:24} {shown}")
 
 
-def _stop_all(started: list) -> None:
+def _stop_all(started: list[Any]) -> None:
     for thing in reversed(started):
         try:
             thing.stop()
