@@ -19,7 +19,9 @@ MODEL = "minimal"
 MAX_MODEL_LEN = 4096
 
 
-async def health(_: web.Request) -> web.Response:
+async def health(request: web.Request) -> web.Response:
+    if request.app["health_delay"]:
+        await asyncio.sleep(request.app["health_delay"])
     return web.Response(status=200)
 
 
@@ -49,9 +51,10 @@ async def completions(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def make_app(token_delay: float = 0.0) -> web.Application:
+def make_app(token_delay: float = 0.0, health_delay: float = 0.0) -> web.Application:
     app = web.Application()
     app["token_delay"] = token_delay
+    app["health_delay"] = health_delay
     app.add_routes([web.get("/health", health), web.get("/v1/models", models),
                     web.post("/v1/completions", completions)])
     return app
@@ -60,9 +63,19 @@ def make_app(token_delay: float = 0.0) -> web.Application:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--ports", type=int, default=1, help="serve on this many consecutive ports")
     parser.add_argument("--token-delay", type=float, default=0.0)
+    parser.add_argument("--health-delay", type=float, default=0.0, help="make /health this slow (seconds)")
     args = parser.parse_args()
-    web.run_app(make_app(args.token_delay), host="127.0.0.1", port=args.port, print=None, access_log=None)
+    asyncio.run(serve(make_app(args.token_delay, args.health_delay), args.port, args.ports))
+
+
+async def serve(app: web.Application, port: int, count: int) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    for offset in range(count):
+        await web.TCPSite(runner, "127.0.0.1", port + offset, backlog=1024).start()
+    await asyncio.Event().wait()
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ COMPOSE = Path(__file__).resolve().parent.parent / "compose"
 
 def test_compose_file_references_existing_files() -> None:
     spec = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
-    assert set(spec["services"]) >= {"gpu-exporter", "prometheus", "alertmanager"}
+    assert set(spec["services"]) >= {"gpu-exporter", "engine-exporter", "vllm", "prometheus", "alertmanager"}
     for name, service in spec["services"].items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith("./"):
+            if source.startswith("./"):  # repo files; ${...} host paths are the user's
                 assert (COMPOSE / source).exists(), f"{name}: {source} missing"
         build = service.get("build")
         if build:
@@ -34,7 +34,9 @@ def test_compose_configs_pass_the_real_checkers() -> None:
 
 
 def test_compose_inferwatch_config_is_valid() -> None:
-    assert load_config(COMPOSE / "inferwatch.yaml").gpu_exporter.port == 9835
+    config = load_config(COMPOSE / "inferwatch.yaml")
+    assert config.gpu_exporter.port == 9835
+    assert [e.base_url for e in config.engine_exporter.endpoints] == ["http://vllm:8000"]
 
 
 def test_scrape_targets_match_services() -> None:
