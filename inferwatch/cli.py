@@ -60,11 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     engine_exp.add_argument("--listen-address", help="listen address (overrides engine_exporter.listen_address)")
     engine_exp.set_defaults(run=_engine_exporter)
 
+    from inferwatch import rules
     from inferwatch.engine import control
     from inferwatch.inject import cli as inject_cli
 
     control.add_parser(sub)
     inject_cli.add_parser(sub)
+    rules.add_parser(sub)
 
     demo = sub.add_parser("demo", help="run the local demo stack (vLLM, exporters, Prometheus, Alertmanager)",
                           description="Start the demo stack on loopback and keep it up until Ctrl-C.")

@@ -53,6 +53,8 @@ class EndpointConfig:
     model_version: str | None = None
     model_dir: str | None = None
     auth_header_env: str | None = None
+    # The node the engine runs on, as the GPU exporter's `hostname` label (default: the URL's host).
+    hostname: str | None = None
 
 
 @dataclass

@@ -68,7 +68,7 @@ def test_exporter_in_prometheus_with_redundancy(prometheus, peers) -> None:
         up = by_label(prometheus.query(f'inferwatch_engine_up{{job="{job}"}}'), "endpoint")
         assert up == {"a": 1, "b": 0, "c": 1, "d": 1, "e": 0}
         healthy = prometheus.query(f'inferwatch_model_healthy_endpoints{{job="{job}"}}')
-        assert {(h["metric"]["model"], h["metric"]["role"]): float(h["value"][1]) for h in healthy} == {
+        assert {(h["metric"]["model_name"], h["metric"]["role"]): float(h["value"][1]) for h in healthy} == {
             ("m", "primary"): 1, ("m", "backup"): 1, ("other", "primary"): 0}
         failures = prometheus.query(f'inferwatch_engine_probe_failures_total{{job="{job}"}} > 0')
         assert {(f["metric"]["endpoint"], f["metric"]["reason"]) for f in failures} == {
@@ -108,8 +108,8 @@ def test_version_from_config_wins_and_changes_are_counted(peers, tmp_path: Path)
         second = versions()
         assert second["a"][0] != first["a"][0] and second["b"] == first["b"]
         text = scrape(running.port)
-        assert 'inferwatch_model_version_changes_total{endpoint="a",model="m"} 1.0' in text
-        assert 'inferwatch_model_version_changes_total{endpoint="b",model="m"} 0.0' in text
+        assert 'inferwatch_model_version_changes_total{endpoint="a",model_name="m"} 1.0' in text
+        assert 'inferwatch_model_version_changes_total{endpoint="b",model_name="m"} 0.0' in text
     finally:
         running.stop()
 

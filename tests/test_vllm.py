@@ -52,7 +52,7 @@ def test_vllm_and_engine_exporter_in_prometheus(prometheus, vllm_engine, engine_
     engine = prometheus.query('inferwatch_engine_info{job="inferwatch-engine"}')
     assert engine[0]["metric"]["engine_version"] == "0.32.0"
     healthy = prometheus.query('inferwatch_model_healthy_endpoints{job="inferwatch-engine"}')
-    assert by_label(healthy, "model") == {"tiny-llama": 1.0}
+    assert by_label(healthy, "model_name") == {"tiny-llama": 1.0}
 
 
 def test_plugin_goodput_moves_under_injected_load(prometheus, vllm_engine) -> None:
@@ -137,7 +137,7 @@ def test_engine_outage_then_new_version(prometheus, vllm_engine, engine_exporter
     old_version = prometheus.query(f'inferwatch_model_version_info{{job="{job}"}}')[0]["metric"]["version"]
 
     vllm_engine.stop()
-    assert 'inferwatch_engine_up{endpoint="vllm-0",model="tiny-llama",role="primary"} 0.0' in scrape(
+    assert 'inferwatch_engine_up{endpoint="vllm-0",hostname="127.0.0.1",model_name="tiny-llama",role="primary"} 0.0' in scrape(
         engine_exporter.port), "the first scrape after the kill reports the engine down"
     prometheus.wait_for_series(f'inferwatch_engine_up{{job="{job}"}} == 0', timeout=15)
     assert prometheus.query_value(f'up{{job="{job}"}}') == 1, "the exporter itself stays up"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
@@ -18,12 +19,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from inferwatch.config import EngineExporterConfig
+from inferwatch.config import EndpointConfig, EngineExporterConfig
 from inferwatch.exporters.engine.probe import ProbeResult, probe
 from inferwatch.exporters.engine.version import DirectoryVersion
 
 WAIT_SLACK_SECONDS = 0.1
 MAX_WORKERS = 64
+
+
+def endpoint_hostname(endpoint: EndpointConfig) -> str:
+    """The host an endpoint runs on (for joining with GPU series): configured, else the URL's host."""
+    return endpoint.hostname or (urllib.parse.urlparse(endpoint.base_url).hostname or "")
 
 
 class _VersionTracker:
@@ -112,7 +118,7 @@ class EngineCollector(Collector):
 
     # -- exposition -----------------------------------------------------------------------
     def _families(self, results: list[ProbeResult] | None = None) -> list[Metric]:
-        labels = ["endpoint", "model", "role"]
+        labels = ["endpoint", "model_name", "role", "hostname"]
         up = GaugeMetricFamily("inferwatch_engine_up", "1 if the endpoint's /health answered 200.", labels=labels)
         serving = GaugeMetricFamily("inferwatch_engine_model_served",
                                     "1 if the endpoint lists its configured model in /v1/models.", labels=labels)
@@ -126,17 +132,17 @@ class EngineCollector(Collector):
         engine_info = GaugeMetricFamily("inferwatch_engine_info", "Serving engine version (value 1).",
                                         labels=["endpoint", "engine_version"])
         version_info = GaugeMetricFamily("inferwatch_model_version_info", "Model version each endpoint serves.",
-                                         labels=["endpoint", "model", "version", "source"])
+                                         labels=["endpoint", "model_name", "version", "source"])
         changes = CounterMetricFamily("inferwatch_model_version_changes",
                                       "Model version changes seen on the endpoint (deploys, rollbacks).",
-                                      labels=["endpoint", "model"])
+                                      labels=["endpoint", "model_name"])
         since = GaugeMetricFamily("inferwatch_model_version_since_timestamp_seconds",
-                                  "When the current model version was first seen.", labels=["endpoint", "model"])
+                                  "When the current model version was first seen.", labels=["endpoint", "model_name"])
         healthy = GaugeMetricFamily("inferwatch_model_healthy_endpoints",
                                     "Endpoints per model that are up and serve it (redundancy).",
-                                    labels=["model", "role"])
+                                    labels=["model_name", "role"])
         configured = GaugeMetricFamily("inferwatch_model_configured_endpoints", "Endpoints configured per model.",
-                                       labels=["model", "role"])
+                                       labels=["model_name", "role"])
         round_time = GaugeMetricFamily("inferwatch_engine_exporter_probe_round_seconds",
                                        "Wall time to probe every endpoint on the last scrape.")
         families = [up, serving, duration, failures, served, engine_info, version_info, changes, since, healthy,
@@ -147,7 +153,7 @@ class EngineCollector(Collector):
         per_model: dict[tuple[str, str], list[int]] = {}
         for result in results:
             ep = result.endpoint
-            key = [ep.name, ep.model, ep.role]
+            key = [ep.name, ep.model, ep.role, endpoint_hostname(ep)]
             up.add_metric(key, float(result.healthy))
             serving.add_metric(key, float(result.healthy and result.serves_model))
             duration.add_metric([ep.name], result.duration)
