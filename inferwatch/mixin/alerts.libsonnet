@@ -61,7 +61,7 @@
               std.join('\nor\n', [burn(t) for t in c.slo.burnRates if t.severity == severity]),
               severity,
               'LLM %s SLO error budget is burning fast.' % sli.human,
-              'Model {{ $labels.model_name }} is spending its %s error budget (objective %g) %s: {{ $value | humanizePercentage }} of events are bad.' % [sli.human, sli.target, if severity == 'critical' then 'at 6x-14.4x the sustainable rate' else 'at 1x-3x the sustainable rate'],
+              'Model {{ $labels.model_name }} is spending its %s error budget (objective %g) %s.' % [sli.human, sli.target, if severity == 'critical' then 'at 6x-14.4x the sustainable rate: it is gone within days' else 'at 1x-3x the sustainable rate: it runs out before the 30-day window ends'],
               std.filter(function(t) t.severity == severity, c.slo.burnRates)[0]['for'],
               { slo: slo },
             )
@@ -155,7 +155,7 @@
           alert('GPUExporterCollectTimeouts',
                 'increase(inferwatch_gpu_exporter_collect_timeouts_total{%s}[10m]) > 0' % c.gpuSelector,
                 'warning', 'NVML calls are hanging on a GPU host.',
-                'The GPU exporter on {{ $labels.instance }} gave up waiting for NVML {{ $value | humanize }} times in 10 minutes.'),
+                'The GPU exporter on {{ $labels.instance }} gave up waiting for NVML in the last 10 minutes: a driver call hangs.'),
         ],
       },
     ],
