@@ -30,7 +30,6 @@ from inferwatch import rules
 REPO = Path(__file__).resolve().parent.parent
 RULE_FILES = [REPO / path for path in rules.OUTPUTS.values()]
 STEP = 5 * MINUTE
-RULE_LABELS = {"team": "ml-platform", "service": "llm-serving"}
 
 
 def load_alerts() -> dict[str, list[dict]]:
@@ -333,3 +332,63 @@ def test_every_alert_has_a_fault_case_and_a_quiet_week() -> None:
     assert covered == set(ALERTS), f"alerts without promtool cases: {sorted(set(ALERTS) - covered)}"
     severities = {(c["alertname"], a["exp_labels"]["severity"]) for c in slo_checks() for a in c["exp_alerts"]}
     assert {(n, s) for n in SLO_ALERTS for s in ("critical", "warning")} <= severities
+
+
+# -- recording rules from raw engine series (one hour, exact values) --------------------------------
+
+def test_recording_rules_from_raw_engine_series(tmp_path: Path) -> None:
+    """p95 from vLLM buckets, SGLang and TGI mapped into the same series, ratios, cost."""
+    vl, sg = 'job="vllm",engine="0",model_name="m1"', 'job="sglang",model_name="s1"'
+    series = {
+        # 10 requests/minute: 5 under 0.1 s, 4 more under 0.5 s, 1 more under 1 s.
+        **{f'vllm:time_to_first_token_seconds_bucket{{{vl},le="{le}"}}': f"0+{n}x60"
+           for le, n in (("0.1", 5), ("0.5", 9), ("1.0", 10), ("+Inf", 10))},
+        **{f'sglang:time_to_first_token_seconds_bucket{{{sg},le="{le}"}}': f"0+{n}x60"
+           for le, n in (("0.2", 10), ("+Inf", 10))},
+        f'vllm:time_to_first_token_seconds_count{{{vl}}}': "0+10x60",
+        f'vllm:request_success_total{{{vl},finished_reason="stop"}}': "0+9x60",
+        f'vllm:request_success_total{{{vl},finished_reason="error"}}': "0+1x60",
+        f'vllm:prompt_tokens_total{{{vl}}}': "0+600x60",
+        f'vllm:generation_tokens_total{{{vl}}}': "0+1200x60",
+        f'vllm:prefix_cache_queries_total{{{vl}}}': "0+600x60",
+        f'vllm:prefix_cache_hits_total{{{vl}}}': "0+150x60",
+        f'vllm:num_requests_waiting{{{vl}}}': "3x60",
+        'tgi_queue_size{job="tgi-llama"}': "7x60",
+        f'sglang:num_queue_reqs{{{sg}}}': "2x60",
+        'inferwatch_gpu_up{job="inferwatch-gpu",gpu="0"}': "1x60",
+        'inferwatch_gpu_up{job="inferwatch-gpu",gpu="1"}': "1x60",
+    }
+    expr_tests = [
+        # rank 9.5 of 10 falls in (0.5, 1.0]: 0.5 + 0.5 * (9.5 - 9) / 1 = 0.75
+        ("model_name:llm_time_to_first_token_seconds:p95_rate5m", {"m1": 0.75, "s1": 0.19}),
+        ("model_name:llm_requests:rate5m", {"m1": round(10 / 60, 6)}),
+        ("model_name:llm_request_errors_per_requests:ratio_rate5m", {"m1": 0.1}),
+        ("model_name:llm_prefix_cache_hits_per_queries:ratio_rate5m", {"m1": 0.25}),
+        ("model_name:llm_requests_waiting:sum", {"m1": 3, "s1": 2, "tgi-llama": 7}),
+        # (600 + 1200 tokens/min) on 2 GPUs at $2.5/GPU-hour: 2*2.5/3600 $/s over 30 tokens/s.
+        (":llm_cost_usd_per_million_tokens:ratio_rate5m", {"": round(2 * 2.5 / 3600 / (30 / 1e6), 6)}),
+        (":llm_generation_tokens_per_gpu_second:ratio_rate5m", {"": 10.0}),
+        ("model_name:llm_slo_ttft_errors_per_events:ratio_rate5m", {"m1": 0.0}),  # all under le="1.0"
+    ]
+
+    def sample(labels: dict[str, str], value: float) -> dict:
+        label_text = ",".join(f'model_name="{v}"' for v in labels.values() if v)
+        return {"labels": f"{{{label_text}}}", "value": value}
+
+    test = {
+        "rule_files": [str(p) for p in RULE_FILES],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [{"series": k, "values": val} for k, val in series.items()],
+            "promql_expr_test": [
+                {"expr": f"round({name}, 0.000001)", "eval_time": "30m",
+                 "exp_samples": [sample({"model_name": m}, value) for m, value in expected.items()]}
+                for name, expected in expr_tests
+            ],
+        }],
+    }
+    path = tmp_path / "raw.yaml"
+    path.write_text(yaml.safe_dump(test, width=10**9, sort_keys=False))
+    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -5,10 +5,10 @@
   local c = $._config,
   local w = c.rateWindow,
 
-  local alert(name, expr, severity, summary, description, forDuration=null, extraLabels={}) = {
+  local alert(name, expr, severity, summary, description, forDuration=null, extraLabels={}, team=c.team) = {
     alert: name,
     expr: expr,
-    labels: { severity: severity, team: c.team, service: c.service } + extraLabels,
+    labels: { severity: severity, team: team, service: c.service } + extraLabels,
     annotations: {
       summary: summary,
       description: description,
@@ -118,7 +118,7 @@
       },
       {
         name: 'inferwatch.gpu.alerts',
-        rules: [
+        rules: [gpuRule { labels+: { team: c.gpuTeam } } for gpuRule in [
           alert('GPULost', 'inferwatch_gpu_up{%s} == 0' % c.gpuSelector, 'critical',
                 'A GPU has fallen off the bus or needs a reset.',
                 'GPU {{ $labels.gpu }} ({{ $labels.uuid }}) on {{ $labels.hostname }} no longer answers NVML.', '1m'),
@@ -156,7 +156,7 @@
                 'increase(inferwatch_gpu_exporter_collect_timeouts_total{%s}[10m]) > 0' % c.gpuSelector,
                 'warning', 'NVML calls are hanging on a GPU host.',
                 'The GPU exporter on {{ $labels.instance }} gave up waiting for NVML in the last 10 minutes: a driver call hangs.'),
-        ],
+        ]],
       },
     ],
   },

@@ -63,7 +63,8 @@
     gpuHourPriceUsd: 2.5,
 
     // Routing labels and runbooks.
-    team: 'ml-platform',
+    team: 'ml-platform',  // serving, model and SLO alerts
+    gpuTeam: 'infra',  // GPU hardware alerts
     service: 'llm-serving',
     runbookBase: 'https://github.com/inferwatch/inferwatch/blob/main/docs/runbooks/',
   },

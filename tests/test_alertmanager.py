@@ -1,0 +1,110 @@
+"""The shipped Alertmanager config: amtool checks, routing cases, grouping and inhibition live."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from inferwatch.stack import Alertmanager, free_port, redirect_receivers, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "alerts" / "alertmanager" / "alertmanager.yml"
+ALERTS = yaml.safe_load((REPO / "alerts" / "inferwatch.alerts.yaml").read_text())
+
+
+def rule_labels(name: str, severity: str | None = None) -> dict[str, str]:
+    for group in ALERTS["groups"]:
+        for rule in group["rules"]:
+            if rule["alert"] == name and severity in (None, rule["labels"]["severity"]):
+                return {"alertname": name, **rule["labels"]}
+    raise KeyError(name)
+
+
+def test_amtool_check_config() -> None:
+    result = subprocess.run(["amtool", "check-config", str(CONFIG)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+ROUTES = [  # (alert, severity, receiver)
+    ("LLMTimeToFirstTokenSLABreach", None, "ml-platform-pager"),
+    ("LLMTimeToFirstTokenAboveBaseline", None, "ml-platform-tickets"),
+    ("LLMAvailabilityBudgetBurn", "critical", "ml-platform-pager"),
+    ("LLMAvailabilityBudgetBurn", "warning", "ml-platform-tickets"),
+    ("LLMEngineDown", None, "ml-platform-pager"),
+    ("LLMModelVersionChanged", None, "null"),
+    ("GPULost", None, "infra-pager"),
+    ("GPUThermalThrottling", None, "infra-tickets"),
+]
+
+
+@pytest.mark.parametrize(("alert", "severity", "receiver"), ROUTES)
+def test_routes(alert: str, severity: str | None, receiver: str) -> None:
+    labels = [f"{k}={v}" for k, v in {**rule_labels(alert, severity), "model_name": "m1"}.items()]
+    result = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={CONFIG}",
+                             f"--verify.receivers={receiver}", *labels], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def shipped_alertmanager(tmp_path_factory: pytest.TempPathFactory):
+    # The shipped routing and inhibition; receivers redirected to a closed loopback port, so
+    # nothing leaves the machine (delivery is not under test here).
+    config = redirect_receivers(yaml.safe_load(CONFIG.read_text()), f"http://127.0.0.1:{free_port()}")
+    server = Alertmanager(tmp_path_factory.mktemp("am-shipped"), config=config).start()
+    yield server
+    server.stop()
+
+
+def post(alertmanager: Alertmanager, name: str, severity: str | None = None, **labels: str) -> None:
+    alertmanager.post_alerts([{"labels": {**rule_labels(name, severity), **labels}}])
+
+
+def state(alertmanager: Alertmanager, name: str, **labels: str) -> dict:
+    matches = [a for a in alertmanager.alerts() if a["labels"]["alertname"] == name
+               and all(a["labels"].get(k) == v for k, v in labels.items())]
+    assert len(matches) == 1, matches
+    return matches[0]["status"]
+
+
+def test_engine_down_mutes_that_models_latency_alerts_only(shipped_alertmanager: Alertmanager) -> None:
+    am = shipped_alertmanager
+    post(am, "LLMEngineDown", model_name="m1", endpoint="e1", hostname="h1", role="primary")
+    post(am, "LLMTimeToFirstTokenAboveBaseline", model_name="m1")
+    post(am, "LLMTimeToFirstTokenAboveBaseline", model_name="m2")
+    wait_until(lambda: state(am, "LLMTimeToFirstTokenAboveBaseline", model_name="m1")["state"] == "suppressed", 15,
+               what="inhibition")
+    muted = state(am, "LLMTimeToFirstTokenAboveBaseline", model_name="m1")
+    assert muted["inhibitedBy"], muted
+    assert state(am, "LLMTimeToFirstTokenAboveBaseline", model_name="m2")["state"] == "active"
+    assert state(am, "LLMEngineDown", model_name="m1")["state"] == "active"
+
+
+def test_gpu_lost_mutes_the_engine_on_that_host(shipped_alertmanager: Alertmanager) -> None:
+    am = shipped_alertmanager
+    gpu = {"hostname": "h7", "gpu": "3", "uuid": "GPU-3"}
+    post(am, "GPULost", **gpu)
+    post(am, "LLMEngineDown", model_name="m7", endpoint="e7", hostname="h7", role="primary")
+    post(am, "LLMEngineDown", model_name="m8", endpoint="e8", hostname="h8", role="primary")
+    post(am, "GPUXidCriticalError", **gpu, xid="79")
+    wait_until(lambda: state(am, "LLMEngineDown", hostname="h7")["state"] == "suppressed", 15, what="inhibition")
+    assert state(am, "LLMEngineDown", hostname="h8")["state"] == "active"
+    assert state(am, "GPUXidCriticalError", hostname="h7")["state"] == "suppressed"
+    assert state(am, "GPULost", hostname="h7")["state"] == "active"
+
+
+def test_grouping_per_model(shipped_alertmanager: Alertmanager) -> None:
+    am = shipped_alertmanager
+    for endpoint in ("e1", "e2"):
+        post(am, "LLMModelRedundancyLow", model_name="m9", endpoint=endpoint)
+    post(am, "LLMModelRedundancyLow", model_name="m10")
+
+    def groups() -> dict[str, int]:
+        return {g["labels"].get("model_name"): len(g["alerts"]) for g in am.groups()
+                if g["labels"].get("alertname") == "LLMModelRedundancyLow"}
+
+    wait_until(lambda: groups() == {"m9": 2, "m10": 1}, 15, what="two groups, one per model")
+    receivers = {g["receiver"]["name"] for g in am.groups() if g["labels"].get("alertname") == "LLMModelRedundancyLow"}
+    assert receivers == {"ml-platform-tickets"}
