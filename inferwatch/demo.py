@@ -32,16 +32,19 @@ def run_demo(config: InferwatchConfig, workdir: str | None = None, duration: flo
     started: list[Any] = []
     try:
         jobs = _start_components(config, root, engine, started)
-        alertmanager = Alertmanager(root / "alertmanager").start()
+        sink = WebhookSink().start()
+        started.append(sink)
+        alertmanager = Alertmanager(root / "alertmanager", config=_alertmanager_config(sink.url)).start()
         started.append(alertmanager)
-        print(f"  Alertmanager    {alertmanager.url}")
+        print(f"  Alertmanager    {alertmanager.url}  (shipped routing; notifications printed here)")
+        rule_files = _write_rules(root / "rules")
         prometheus = Prometheus(root / "prometheus", scrape_interval="2s", evaluation_interval="5s",
-                                alertmanager_urls=[alertmanager.url])
+                                alertmanager_urls=[alertmanager.url], rule_files=rule_files)
         prometheus.scrape_configs = [{"job_name": job, "static_configs": [{"targets": [target]}]}
                                      for job, target in jobs.items()]
         prometheus.start()
         started.append(prometheus)
-        print(f"  Prometheus      {prometheus.url}", flush=True)
+        print(f"  Prometheus      {prometheus.url}  ({len(rule_files)} rule files)", flush=True)
         for job in jobs:
             prometheus.wait_for_series(f'up{{job="{job}"}} == 1', timeout=60)
         if engine and load_seconds > 0:
@@ -105,6 +108,71 @@ def _inject(target: str, seconds: float) -> None:
     print("  " + format_report(report.summary()).replace("\n", "\n  "))
 
 
+def _write_rules(folder: Path) -> list[str]:
+    """The recording and alerting rules, rendered from the mixin this package ships."""
+    from inferwatch import rules
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for relative, text in rules.rendered().items():
+        path = folder / Path(relative).name
+        path.write_text(text)
+        paths.append(str(path))
+    return paths
+
+
+def _alertmanager_config(webhook_url: str) -> dict:
+    """The shipped routing tree with every receiver redirected to the demo's loopback sink."""
+    import yaml
+
+    from inferwatch.engine.runtime import project_root
+    from inferwatch.stack import default_alertmanager_config, redirect_receivers
+
+    root = project_root()
+    shipped = root / "alerts" / "alertmanager" / "alertmanager.yml" if root else None
+    config = yaml.safe_load(shipped.read_text()) if shipped and shipped.exists() else default_alertmanager_config()
+    config["route"] = {**config["route"], "group_wait": "5s", "group_interval": "30s"}
+    return redirect_receivers(config, webhook_url)
+
+
+class WebhookSink:
+    """A loopback Alertmanager webhook receiver that prints each notification."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                for alert in body.get("alerts", []):
+                    labels = alert.get("labels", {})
+                    print(f"  [notification -> {self.path.strip('/')}] {alert.get('status')}: "
+                          f"{labels.get('alertname')} {labels.get('model_name') or labels.get('hostname') or ''}",
+                          flush=True)
+                self.send_response(200)
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> WebhookSink:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def print_summary(prometheus: Prometheus) -> None:
     print("\nWhat Prometheus sees:")
     for target in sorted(prometheus.targets(), key=lambda t: t["labels"]["job"]):
@@ -123,6 +191,7 @@ def print_summary(prometheus: Prometheus) -> None:
         ("SLO goodput ratio", "sum(inferwatch_vllm_slo_goodput_requests_total) / "
                               "sum(inferwatch_vllm_slo_requests_total)", "{:.2f}"),
     ]
+    rows.append(("recorded series (rules)", 'count({__name__=~"(model_name|instance_model_name|):llm_.*"})', "{:.0f}"))
     for label, expr, fmt in rows:
         result = prometheus.query(expr)
         if not result:
@@ -132,6 +201,8 @@ def print_summary(prometheus: Prometheus) -> None:
         else:
             shown = fmt.format(float(result[0]["value"][1]))
         print(f"  {label:24} {shown}")
+    firing = sorted({a["labels"]["alertname"] for a in prometheus.alerts() if a["state"] == "firing"})
+    print(f"  {'alerts firing':24} {', '.join(firing) or 'none'}")
 
 
 def _stop_all(started: list[Any]) -> None:
