@@ -131,6 +131,8 @@ def main() -> None:
             for job in ("vllm", "inferwatch-gpu", "inferwatch-engine")
         ]
         prometheus.start()
+        # Prometheus's own metrics hold the rule-group durations.
+        prometheus.set_job("prometheus", [f"127.0.0.1:{prometheus.port}"])
         try:
             raw = prometheus.wait_for_series('scrape_samples_scraped{job="vllm"}')[0]["value"][1]
             started = time.time()

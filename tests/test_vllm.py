@@ -151,3 +151,39 @@ def test_engine_outage_then_new_version(prometheus, vllm_engine, engine_exporter
     assert new_version != old_version
     with urllib.request.urlopen(vllm_engine.server.base_url + "/v1/models", timeout=5) as response:
         assert json.load(response)["data"][0]["root"].endswith("tiny-llama-seed1")
+
+
+def test_engine_cli_outage_drill_leaves_no_orphans(engine_runtime, tmp_path) -> None:
+    """`inferwatch engine up`, an endpoint-outage drill through `inferwatch inject`, `engine down`."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from inferwatch.stack import free_port
+
+    exe = str(Path(sys.executable).parent / "inferwatch")
+    name, port = f"test-{os.getpid()}", free_port()
+    up = subprocess.run([exe, "engine", "up", "--name", name, "--port", str(port)], capture_output=True, text=True,
+                        timeout=300)
+    assert up.returncode == 0, up.stderr[-3000:]
+    try:
+        report = tmp_path / "report.json"
+        drill = subprocess.run([exe, "inject", "--url", f"http://127.0.0.1:{port}", "--rate", "3", "--duration", "45",
+                                "--output-tokens", "8", "--fault", "endpoint-outage", "--engine-name", name,
+                                "--json", str(report), "--no-progress", "--timeout", "10"],
+                               capture_output=True, text=True, timeout=300)
+        assert drill.returncode == 0, drill.stderr[-3000:]
+        summary = json.loads(report.read_text())
+        assert summary["errors"].get("connection", 0) > 0, summary  # requests during the outage fail
+        assert summary["requests_ok"] > 0
+        status = subprocess.run([exe, "engine", "status", "--name", name], capture_output=True, text=True)
+        assert status.returncode == 0, "the drill restarted the engine"
+        pid = json.loads(status.stdout)["pid"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        down = subprocess.run([exe, "engine", "down", "--name", name], capture_output=True, text=True, timeout=60)
+    assert down.stdout.strip() == "stopped"
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # no process of the engine's group is left
+    assert subprocess.run([exe, "engine", "status", "--name", name], capture_output=True).returncode == 1

@@ -1,11 +1,11 @@
 // Recording rules: per-model serving signals (engine-neutral names), SLIs, GPU efficiency and
 // cost, and the adaptive baselines the alerts compare against. Names follow level:metric:operations.
 local engineHistograms = [
-  // [recorded name, vLLM histogram, SGLang histogram]
-  ['llm_time_to_first_token_seconds', 'vllm:time_to_first_token_seconds', 'sglang:time_to_first_token_seconds'],
-  ['llm_inter_token_latency_seconds', 'vllm:inter_token_latency_seconds', 'sglang:inter_token_latency_seconds'],
-  ['llm_e2e_request_latency_seconds', 'vllm:e2e_request_latency_seconds', 'sglang:e2e_request_latency_seconds'],
-  ['llm_request_queue_time_seconds', 'vllm:request_queue_time_seconds', 'sglang:queue_time_seconds'],
+  // [group, recorded name, vLLM histogram, SGLang histogram]
+  ['ttft', 'llm_time_to_first_token_seconds', 'vllm:time_to_first_token_seconds', 'sglang:time_to_first_token_seconds'],
+  ['itl', 'llm_inter_token_latency_seconds', 'vllm:inter_token_latency_seconds', 'sglang:inter_token_latency_seconds'],
+  ['e2e', 'llm_e2e_request_latency_seconds', 'vllm:e2e_request_latency_seconds', 'sglang:e2e_request_latency_seconds'],
+  ['queue', 'llm_request_queue_time_seconds', 'vllm:request_queue_time_seconds', 'sglang:queue_time_seconds'],
 ];
 
 // The two adaptive signals: [short name, recorded level, SLA config key, human name].
@@ -23,8 +23,6 @@ local adaptiveSignals = [
 
   // "A or B or C" over engines; every branch is aggregated to {model_name}.
   local anyEngine(branches) = std.join('\nor\n', branches),
-  local quantile(q, h, sel) =
-    'histogram_quantile(%g, sum by (model_name, le) (rate(%s_bucket{%s}[%s])))' % [q, h, sel, w],
   local sumRate(m, sel) = 'sum by (model_name) (rate(%s{%s}[%s]))' % [m, sel, w],
   local tgiModel(expr) = 'label_replace(%s, "model_name", "$1", "job", "(.*)")' % expr,
 
@@ -46,22 +44,36 @@ local adaptiveSignals = [
 
   prometheusRules+:: {
     groups+: [
+      // One group per histogram: the bucket rates are computed once (per instance, the expensive
+      // part), summed per model, and every quantile reads the small recorded series.
       {
-        name: 'inferwatch.serving.latency.rules',
+        local byInstance = 'instance_model_name_le:%s_bucket:rate%s' % [h[1], w],
+        local byModel = 'model_name_le:%s_bucket:rate%s' % [h[1], w],
+        name: 'inferwatch.serving.%s.rules' % h[0],
         rules: [
           {
-            record: 'model_name:%s:p%d_rate%s' % [h[0], q * 100, w],
-            expr: anyEngine([quantile(q, h[1], vllm), quantile(q, h[2], sglang)]),
-          }
-          for h in engineHistograms
-          for q in [0.5, 0.95, 0.99]
+            record: byInstance,
+            expr: anyEngine([
+              'sum by (instance, model_name, le) (rate(%s_bucket{%s}[%s]))' % [h[2], vllm, w],
+              'sum by (instance, model_name, le) (rate(%s_bucket{%s}[%s]))' % [h[3], sglang, w],
+            ]),
+          },
+          { record: byModel, expr: 'sum by (model_name, le) (%s)' % byInstance },
         ] + [
           {
-            record: 'instance_model_name:llm_time_to_first_token_seconds:p95_rate%s' % w,
-            expr: 'histogram_quantile(0.95, sum by (instance, model_name, le) (rate(vllm:time_to_first_token_seconds_bucket{%s}[%s])))' % [vllm, w],
-          },
-        ],
-      },
+            record: 'model_name:%s:p%d_rate%s' % [h[1], q * 100, w],
+            expr: 'histogram_quantile(%g, %s)' % [q, byModel],
+          }
+          for q in [0.5, 0.95, 0.99]
+        ] + (if h[0] == 'ttft' then [
+               {
+                 record: 'instance_model_name:%s:p95_rate%s' % [h[1], w],
+                 expr: 'histogram_quantile(0.95, %s)' % byInstance,
+               },
+             ] else []),
+      }
+      for h in engineHistograms
+    ] + [
       {
         name: 'inferwatch.serving.throughput.rules',
         rules: [
