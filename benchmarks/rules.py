@@ -52,10 +52,13 @@ class FleetExposition:
         self.cdfs = {name: [lognormal_cdf(le, median) for le in buckets] + [1.0]
                      for name, (buckets, median, _) in HISTOGRAMS.items()}
 
-    def render(self) -> bytes:
+    def render(self, kind: str) -> bytes:
+        """`kind` is vllm, gpu or engine: one scrape job each, as in production."""
         elapsed = time.time() - self.start + 60
         lines: list[str] = []
-        add = lines.append
+        add = lines.append if kind == "vllm" else (lambda line: None)
+        add_gpu = lines.append if kind == "gpu" else (lambda line: None)
+        add_engine = lines.append if kind == "engine" else (lambda line: None)
         for i in range(INSTANCES):
             inst = f"vllm-{i}:8000"
             for m in range(MODELS):
@@ -78,15 +81,16 @@ class FleetExposition:
                 add(f"vllm:num_requests_running{{{base}}} {4 + i % 5}")
                 add(f"vllm:num_requests_waiting{{{base}}} {i % 3}")
                 add(f"vllm:kv_cache_usage_perc{{{base}}} {0.3 + (i % 10) / 20:.2f}")
-                add(f'inferwatch_engine_up{{endpoint="e-{i}-{m}",model_name="model-{m}",role="primary",'
-                    f'hostname="host-{i}"}} 1')
-                add(f'inferwatch_model_version_info{{endpoint="e-{i}-{m}",model_name="model-{m}",version="v1",'
-                    f'source="config"}} 1')
+                add_engine(f'inferwatch_engine_up{{endpoint="e-{i}-{m}",model_name="model-{m}",role="primary",'
+                           f'hostname="host-{i}"}} 1')
+                add_engine(f'inferwatch_model_version_info{{endpoint="e-{i}-{m}",model_name="model-{m}",'
+                           f'version="v1",source="config"}} 1')
             for g in range(GPUS_PER_HOST):
-                add(f'inferwatch_gpu_up{{instance="host-{i}:9835",hostname="host-{i}",gpu="{g}",uuid="GPU-{i}-{g}"}} 1')
+                add_gpu(f'inferwatch_gpu_up{{instance="host-{i}:9835",hostname="host-{i}",gpu="{g}",'
+                        f'uuid="GPU-{i}-{g}"}} 1')
         for m in range(MODELS):
-            add(f'inferwatch_model_healthy_endpoints{{model_name="model-{m}",role="primary"}} {INSTANCES}')
-            add(f'inferwatch_model_configured_endpoints{{model_name="model-{m}",role="primary"}} {INSTANCES}')
+            add_engine(f'inferwatch_model_healthy_endpoints{{model_name="model-{m}",role="primary"}} {INSTANCES}')
+            add_engine(f'inferwatch_model_configured_endpoints{{model_name="model-{m}",role="primary"}} {INSTANCES}')
         return ("\n".join(lines) + "\n").encode()
 
 
@@ -96,7 +100,7 @@ def serve(exposition: FleetExposition) -> http.server.ThreadingHTTPServer:
             pass
 
         def do_GET(self) -> None:
-            body = exposition.render()
+            body = exposition.render(self.path.strip("/"))
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(body)))
@@ -123,12 +127,12 @@ def main() -> None:
             rule_files.append(str(path))
         prometheus = Prometheus(Path(tmp) / "prometheus", scrape_interval="15s", evaluation_interval="15s",
                                 rule_files=rule_files)
-        # One job per exporter kind, all served by the same synthetic target; the selectors in
-        # the rules pick them by job name, exactly as in production.
+        # One job per exporter kind (one path each on the synthetic target); the selectors in the
+        # rules pick them by job name, exactly as in production.
         prometheus.scrape_configs = [
-            {"job_name": job, "honor_labels": True, "scrape_timeout": "14s",
+            {"job_name": job, "honor_labels": True, "scrape_timeout": "14s", "metrics_path": f"/{path}",
              "static_configs": [{"targets": [target]}]}
-            for job in ("vllm", "inferwatch-gpu", "inferwatch-engine")
+            for job, path in (("vllm", "vllm"), ("inferwatch-gpu", "gpu"), ("inferwatch-engine", "engine"))
         ]
         prometheus.start()
         # Prometheus's own metrics hold the rule-group durations.
@@ -139,7 +143,7 @@ def main() -> None:
             time.sleep(args.minutes * 60)
             durations = prometheus.query_range("prometheus_rule_group_last_duration_seconds", started + 60,
                                                time.time(), 15)
-            recorded = prometheus.query_value('count({__name__=~"(model_name|instance_model_name|job|):.+"})')
+            recorded = prometheus.query_value('count({__name__=~"[a-z_]*:.+:.+"})')
             per_group = {}
             for series in durations:
                 group = series["metric"]["rule_group"].split(";")[-1]

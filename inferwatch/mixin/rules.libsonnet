@@ -44,35 +44,40 @@ local adaptiveSignals = [
 
   prometheusRules+:: {
     groups+: [
-      // One group per histogram: the bucket rates are computed once (per instance, the expensive
-      // part), summed per model, and every quantile reads the small recorded series.
+      // One group per histogram (groups evaluate concurrently): the per-model bucket rates are
+      // computed once, the expensive part, and every quantile reads that small recorded series.
       {
-        local byInstance = 'instance_model_name_le:%s_bucket:rate%s' % [h[1], w],
         local byModel = 'model_name_le:%s_bucket:rate%s' % [h[1], w],
         name: 'inferwatch.serving.%s.rules' % h[0],
         rules: [
           {
-            record: byInstance,
+            record: byModel,
             expr: anyEngine([
-              'sum by (instance, model_name, le) (rate(%s_bucket{%s}[%s]))' % [h[2], vllm, w],
-              'sum by (instance, model_name, le) (rate(%s_bucket{%s}[%s]))' % [h[3], sglang, w],
+              'sum by (model_name, le) (rate(%s_bucket{%s}[%s]))' % [h[2], vllm, w],
+              'sum by (model_name, le) (rate(%s_bucket{%s}[%s]))' % [h[3], sglang, w],
             ]),
           },
-          { record: byModel, expr: 'sum by (model_name, le) (%s)' % byInstance },
         ] + [
           {
             record: 'model_name:%s:p%d_rate%s' % [h[1], q * 100, w],
             expr: 'histogram_quantile(%g, %s)' % [q, byModel],
           }
           for q in [0.5, 0.95, 0.99]
-        ] + (if h[0] == 'ttft' then [
-               {
-                 record: 'instance_model_name:%s:p95_rate%s' % [h[1], w],
-                 expr: 'histogram_quantile(0.95, %s)' % byInstance,
-               },
-             ] else []),
+        ],
       }
       for h in engineHistograms
+    ] + [
+      {
+        // Per-instance p95, for outlier replicas. Recording per-instance bucket rates instead
+        // would add ~90 series per instance and model; this adds one.
+        name: 'inferwatch.serving.instance.rules',
+        rules: [
+          {
+            record: 'instance_model_name:llm_time_to_first_token_seconds:p95_rate%s' % w,
+            expr: 'histogram_quantile(0.95, sum by (instance, model_name, le) (rate(vllm:time_to_first_token_seconds_bucket{%s}[%s])))' % [vllm, w],
+          },
+        ],
+      },
     ] + [
       {
         name: 'inferwatch.serving.throughput.rules',
