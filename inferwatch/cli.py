@@ -92,37 +92,37 @@ def _gpu_exporter(args: argparse.Namespace, config: InferwatchConfig) -> int:
     from inferwatch.exporters.gpu import server
 
     cfg = config.gpu_exporter
-    for flag, key in (("port", "port"), ("listen_address", "listen_address"), ("naming", "naming"),
-                      ("simulate", "simulate")):
-        value = getattr(args, flag)
-        if value is not None:
-            setattr(cfg, key, value)
-    try:
-        running = server.start(cfg)
-    except ValueError as exc:  # an unknown scenario
-        print(f"inferwatch: {exc}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
-    except OSError as exc:
-        print(f"inferwatch: cannot listen on {cfg.listen_address}:{cfg.port}: {exc.strerror}", file=sys.stderr)
-        return 1
-    wait_for_signal(running.stop)
-    return 0
+    _override(cfg, args, "port", "listen_address", "naming", "simulate")
+    return _serve(server.start, cfg)
 
 
 def _engine_exporter(args: argparse.Namespace, config: InferwatchConfig) -> int:
     from inferwatch.exporters.engine import server
 
     cfg = config.engine_exporter
-    if args.port is not None:
-        cfg.port = args.port
-    if args.listen_address is not None:
-        cfg.listen_address = args.listen_address
+    _override(cfg, args, "port", "listen_address")
     if not cfg.endpoints:
         print("inferwatch: engine_exporter.endpoints is empty: nothing to probe (see the example config)",
               file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    return _serve(server.start, cfg)
+
+
+def _override(cfg: object, args: argparse.Namespace, *keys: str) -> None:
+    """Command-line flags win over the config file."""
+    for key in keys:
+        value = getattr(args, key)
+        if value is not None:
+            setattr(cfg, key, value)
+
+
+def _serve(start: Callable, cfg) -> int:
+    """Start an exporter and serve until SIGINT/SIGTERM; bad settings and busy ports are clear errors."""
     try:
-        running = server.start(cfg)
+        running = start(cfg)
+    except ValueError as exc:  # e.g. an unknown GPU scenario
+        print(f"inferwatch: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     except OSError as exc:
         print(f"inferwatch: cannot listen on {cfg.listen_address}:{cfg.port}: {exc.strerror}", file=sys.stderr)
         return 1

@@ -7,10 +7,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
-
 from inferwatch.config import EngineExporterConfig
 from inferwatch.exporters.engine.collector import EngineCollector
+from inferwatch.exporters.http import serve
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +29,7 @@ class RunningEngineExporter:
 
 def start(config: EngineExporterConfig) -> RunningEngineExporter:
     collector = EngineCollector(config)
-    registry = CollectorRegistry()
-    registry.register(collector)
-    ProcessCollector(registry=registry)
-    server, thread = start_http_server(config.port, addr=config.listen_address, registry=registry)
-    port = server.server_address[1]
+    server, thread, port = serve(collector, config.listen_address, config.port)
     log.info("engine exporter on http://%s:%d/metrics probing %d endpoint(s)", config.listen_address, port,
              len(config.endpoints))
     return RunningEngineExporter(collector, server, thread, port)

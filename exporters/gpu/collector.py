@@ -100,7 +100,7 @@ class GpuCollector(Collector):
             return []
         except Exception:  # a bug must not take the exporter down: log it and count it
             log.exception("GPU collection failed")
-            self.reader._count_error("collect", RuntimeError())
+            self.reader.count_error("collect", RuntimeError())
             return []
 
     def _read(self) -> list[Sample]:
@@ -143,9 +143,7 @@ class GpuCollector(Collector):
         ]
         if self.xid:
             out.append(Sample("exporter_xid_watcher_up", {}, float(self.xid.running)))
-        with self.reader._errors_lock:
-            errors = dict(self.reader.errors)
-        for (probe, error), count in sorted(errors.items()):
+        for (probe, error), count in sorted(self.reader.errors_snapshot().items()):
             out.append(Sample("exporter_errors", {"probe": probe, "error": error}, float(count)))
         for index, device in sorted(self.reader.devices.items()):
             out.append(Sample("exporter_unsupported_probes", {"gpu": str(index)}, float(len(device.unsupported))))

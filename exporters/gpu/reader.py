@@ -145,7 +145,7 @@ class DeviceReader:
             labels = device.labels if device else self._unknown_identity(index)
             return [Sample("up", labels, 0.0)]
         except nv.NVMLError as exc:  # handle or identity unreadable: count it, report the GPU down
-            self._count_error("device_handle", exc)
+            self.count_error("device_handle", exc)
             labels = device.labels if device else self._unknown_identity(index)
             return [Sample("up", labels, 0.0)]
         if self.xid_samples is not None:
@@ -223,11 +223,11 @@ class DeviceReader:
                 dev.unsupported.add(f"field:{field_id}")
                 continue
             if ret != nv.NVML_SUCCESS:
-                self._count_error(f"field:{field_id}", nv.NVMLError(ret))
+                self.count_error(f"field:{field_id}", nv.NVMLError(ret))
                 continue
             attr = _VALUE_FIELDS.get(value.valueType)
             if attr is None:
-                self._count_error(f"field:{field_id}", ValueError("valueType"))
+                self.count_error(f"field:{field_id}", ValueError("valueType"))
                 continue
             out.append(Sample(family, {**dev.labels, **extra}, float(getattr(value.value, attr)) * scale))
         return out
@@ -324,9 +324,14 @@ class DeviceReader:
             if exc.value in UNSUPPORTED_CODES and dev is not None:
                 dev.unsupported.add(probe)
                 return None
-            self._count_error(probe, exc)
+            self.count_error(probe, exc)
             return None
 
-    def _count_error(self, probe: str, exc: BaseException) -> None:
+    def count_error(self, probe: str, exc: BaseException) -> None:
         with self._errors_lock:
             self.errors[(probe, error_name(exc))] += 1
+
+    def errors_snapshot(self) -> dict[tuple[str, str], int]:
+        """A copy of the error counts, safe to read from the scrape thread."""
+        with self._errors_lock:
+            return dict(self.errors)

@@ -9,12 +9,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
-
 from inferwatch.config import GpuExporterConfig
 from inferwatch.exporters.gpu.collector import GpuCollector
 from inferwatch.exporters.gpu.containers import ContainerResolver
 from inferwatch.exporters.gpu.nvml import load_backend
+from inferwatch.exporters.http import serve
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +21,6 @@ log = logging.getLogger(__name__)
 @dataclass
 class RunningExporter:
     collector: GpuCollector
-    registry: CollectorRegistry
     server: Any
     thread: threading.Thread
     port: int
@@ -53,11 +51,7 @@ def build_collector(config: GpuExporterConfig, nvml: Any = None) -> tuple[GpuCol
 def start(config: GpuExporterConfig, nvml: Any = None) -> RunningExporter:
     """Start serving in background threads; the caller owns the returned handle."""
     collector, nvml = build_collector(config, nvml)
-    registry = CollectorRegistry()
-    registry.register(collector)
-    ProcessCollector(registry=registry)
-    server, thread = start_http_server(config.port, addr=config.listen_address, registry=registry)
-    port = server.server_address[1]
+    server, thread, port = serve(collector, config.listen_address, config.port)
     log.info("GPU exporter on http://%s:%d/metrics (naming=%s%s)", config.listen_address, port,
              config.naming, f", simulated: {config.simulate}" if config.simulate else "")
-    return RunningExporter(collector, registry, server, thread, port, nvml)
+    return RunningExporter(collector, server, thread, port, nvml)
