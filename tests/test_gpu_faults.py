@@ -170,3 +170,20 @@ def test_resolver_cache_is_bounded(tmp_path: Path) -> None:
     for pid in range(100):
         resolver.resolve(pid)
     assert len(resolver._pids) == 10
+
+
+def test_old_driver_without_field_values_falls_back_to_single_calls(gpu_exporters) -> None:
+    """Same counters either way: the batched field-values path and the per-call path agree."""
+    faulty = {"ecc": {"sbe_vol": 3, "dbe_vol": 1, "sbe_agg": 9, "dbe_agg": 2},
+              "remapped_rows": {"correctable": 4, "uncorrectable": 1, "pending": 1, "failure": 0}}
+    batched = gpu_exporters.start({"gpus": [{"profile": "h100-80gb", "count": 1, **faulty}]}, xid_events=False)
+    old = gpu_exporters.start({"gpus": [{"profile": "h100-80gb", "count": 1, **faulty,
+                                         "unsupported": ["nvmlDeviceGetFieldValues"]}]}, xid_events=False)
+    for name in ("inferwatch_gpu_ecc_errors_total", "inferwatch_gpu_remapped_rows_total",
+                 "inferwatch_gpu_row_remap_pending", "inferwatch_gpu_row_remap_failure",
+                 "inferwatch_gpu_pcie_replays_total"):
+        assert samples(old.port, name) == samples(batched.port, name), name
+    assert samples(old.port, "inferwatch_gpu_ecc_errors_total")
+    assert samples(old.port, "inferwatch_gpu_energy_joules_total")
+    assert old.nvml.calls["nvmlDeviceGetFieldValues"] == 1, "learned unsupported once"
+    assert samples(old.port, "inferwatch_gpu_exporter_errors_total") == {}

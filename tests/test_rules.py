@@ -392,3 +392,21 @@ def test_recording_rules_from_raw_engine_series(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(test, width=10**9, sort_keys=False))
     result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_rules_cli(tmp_path: Path) -> None:
+    import sys
+
+    exe = str(Path(sys.executable).parent / "inferwatch")
+    fresh = subprocess.run([exe, "rules", "render", "--check", "--root", str(REPO)], capture_output=True, text=True)
+    assert (fresh.returncode, fresh.stdout.strip()) == (0, "up to date")
+    stale = subprocess.run([exe, "rules", "render", "--check", "--root", str(tmp_path)], capture_output=True, text=True)
+    assert stale.returncode == 1 and "stale (run `inferwatch rules render`)" in stale.stderr
+    written = subprocess.run([exe, "rules", "render", "--root", str(tmp_path)], capture_output=True, text=True)
+    assert written.returncode == 0
+    for relative in rules.OUTPUTS.values():
+        assert (tmp_path / relative).read_text() == (REPO / relative).read_text()
+    operator = subprocess.run([exe, "rules", "operator", "--namespace", "obs", "--label", "release=kps"],
+                              capture_output=True, text=True)
+    document = yaml.safe_load(operator.stdout)
+    assert (document["metadata"]["namespace"], document["metadata"]["labels"]) == ("obs", {"release": "kps"})

@@ -213,7 +213,8 @@ class DeviceReader:
             return []
         values = self._call(dev, "field_values", self.nv.nvmlDeviceGetFieldValues, h, [f[0] for f in wanted])
         if values is None:
-            return []
+            # Drivers without the field-values API: the main counters one call at a time.
+            return self._fields_one_by_one(dev, h) if "field_values" in dev.unsupported else []
         out: list[Sample] = []
         for (field_id, family, extra, scale), value in zip(wanted, values, strict=True):
             ret = value.nvmlReturn
@@ -230,6 +231,31 @@ class DeviceReader:
                 self.count_error(f"field:{field_id}", ValueError("valueType"))
                 continue
             out.append(Sample(family, {**dev.labels, **extra}, float(getattr(value.value, attr)) * scale))
+        return out
+
+    def _fields_one_by_one(self, dev: _Device, h: Any) -> list[Sample]:
+        out: list[Sample] = []
+        energy = self._call(dev, "energy", self.nv.nvmlDeviceGetTotalEnergyConsumption, h)
+        if energy is not None:
+            out.append(Sample("energy_joules", dev.labels, energy / 1000))
+        replays = self._call(dev, "pcie_replays", self.nv.nvmlDeviceGetPcieReplayCounter, h)
+        if replays is not None:
+            out.append(Sample("pcie_replays", dev.labels, float(replays)))
+        for error_type, kind in (("single_bit", nv.NVML_MEMORY_ERROR_TYPE_CORRECTED),
+                                 ("double_bit", nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED)):
+            for scope, counter in (("volatile", nv.NVML_VOLATILE_ECC), ("aggregate", nv.NVML_AGGREGATE_ECC)):
+                count = self._call(dev, f"ecc_{error_type}_{scope}", self.nv.nvmlDeviceGetTotalEccErrors, h, kind,
+                                   counter)
+                if count is not None:
+                    labels = {**dev.labels, "error_type": error_type, "scope": scope}
+                    out.append(Sample("ecc_errors", labels, float(count)))
+        rows = self._call(dev, "remapped_rows", self.nv.nvmlDeviceGetRemappedRows, h)
+        if rows is not None:
+            correctable, uncorrectable, pending, failure = rows
+            out.append(Sample("remapped_rows", {**dev.labels, "cause": "correctable"}, float(correctable)))
+            out.append(Sample("remapped_rows", {**dev.labels, "cause": "uncorrectable"}, float(uncorrectable)))
+            out.append(Sample("row_remap_pending", dev.labels, float(bool(pending))))
+            out.append(Sample("row_remap_failure", dev.labels, float(bool(failure))))
         return out
 
     def _clock_events(self, dev: _Device, h: Any) -> list[Sample]:

@@ -345,6 +345,25 @@ class SimulatedNvml:
             return 0 if gpu.nvlink else None
         return table.get(field_id)
 
+    # The per-call equivalents of the fields above, for drivers without the field-values API.
+    @_device_call
+    def nvmlDeviceGetTotalEnergyConsumption(self, gpu: SimGpu, handle: SimHandle) -> int:
+        return int(self._field(gpu, nv.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION))
+
+    @_device_call
+    def nvmlDeviceGetPcieReplayCounter(self, gpu: SimGpu, handle: SimHandle) -> int:
+        return gpu.pcie_replays
+
+    @_device_call
+    def nvmlDeviceGetTotalEccErrors(self, gpu: SimGpu, handle: SimHandle, error_type: int, counter: int) -> int:
+        kind = "sbe" if error_type == nv.NVML_MEMORY_ERROR_TYPE_CORRECTED else "dbe"
+        return gpu.ecc[f"{kind}_{'vol' if counter == nv.NVML_VOLATILE_ECC else 'agg'}"]
+
+    @_device_call
+    def nvmlDeviceGetRemappedRows(self, gpu: SimGpu, handle: SimHandle) -> tuple[int, int, int, int]:
+        rows = gpu.remapped_rows
+        return rows["correctable"], rows["uncorrectable"], rows["pending"], rows["failure"]
+
     # -- MIG ------------------------------------------------------------------------------
     @staticmethod
     def _mig_slices(profile: str) -> int:
