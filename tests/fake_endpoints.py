@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Behaviour:
     def __init__(self, health_status: int = 200, models_body: bytes | None = None, delay: float = 0.0,
-                 model: str = "m", root: str = "/models/m"):
+                 model: str = "m", root: str = "/models/m", require_auth: str | None = None):
         self.health_status = health_status
+        self.require_auth = require_auth
         self.delay = delay
         self.models_body = models_body if models_body is not None else json.dumps(
             {"object": "list", "data": [{"id": model, "root": root, "max_model_len": 4096}]}).encode()
@@ -28,7 +29,9 @@ def serve(behaviour: Behaviour) -> ThreadingHTTPServer:
 
         def do_GET(self) -> None:
             time.sleep(behaviour.delay)
-            if self.path == "/health":
+            if behaviour.require_auth and self.headers.get("Authorization") != behaviour.require_auth:
+                self._reply(401, b"")
+            elif self.path == "/health":
                 self._reply(behaviour.health_status, b"")
             elif self.path == "/v1/models":
                 self._reply(200, behaviour.models_body)

@@ -52,6 +52,15 @@ def test_probe_reports_each_failure_kind(peers) -> None:
     assert (other_model.healthy, other_model.serves_model) == (True, False)
 
 
+def test_auth_header_comes_from_the_named_env_var(peers, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = peers(Behaviour(require_auth="Bearer s3cret"))
+    without = probe(endpoint("a", url, auth_header_env="VLLM_AUTH"), timeout=1.0)
+    assert (without.healthy, without.failure) == (False, "http_4xx")
+    monkeypatch.setenv("VLLM_AUTH", "Bearer s3cret")
+    with_auth = probe(endpoint("a", url, auth_header_env="VLLM_AUTH"), timeout=1.0)
+    assert (with_auth.healthy, with_auth.failure, with_auth.serves_model) == (True, "", True)
+
+
 def test_exporter_in_prometheus_with_redundancy(prometheus, peers) -> None:
     config = EngineExporterConfig(listen_address="127.0.0.1", port=0, probe_timeout_seconds=0.5, endpoints=[
         endpoint("a", peers(Behaviour())),

@@ -47,3 +47,16 @@ def test_design_folders_exist() -> None:
                    "benchmarks", ".ci"):
         assert (REPO / folder).is_dir(), folder
         assert any((REPO / folder).iterdir()), f"{folder}/ is empty"
+
+
+def test_production_path_never_imports_the_simulator() -> None:
+    code = (
+        "import sys\n"
+        "from inferwatch.config import GpuExporterConfig\n"
+        "from inferwatch.exporters.gpu import server\n"
+        "from inferwatch import cli\n"
+        "collector, nvml = server.build_collector(GpuExporterConfig(xid_events=False))\n"
+        "print(nvml.__name__, 'inferwatch.exporters.gpu.simnvml' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["pynvml", "False"]

@@ -354,6 +354,8 @@ def test_recording_rules_from_raw_engine_series(tmp_path: Path) -> None:
         f'vllm:prefix_cache_hits_total{{{vl}}}': "0+150x60",
         f'vllm:num_requests_waiting{{{vl}}}': "3x60",
         'tgi_queue_size{job="tgi-llama"}': "7x60",
+        'llamacpp:requests_deferred{job="llama-cpp-phi"}': "4x60",
+        'llamacpp:tokens_predicted_total{job="llama-cpp-phi"}': "0+300x60",
         f'sglang:num_queue_reqs{{{sg}}}': "2x60",
         'inferwatch_gpu_up{job="inferwatch-gpu",gpu="0"}': "1x60",
         'inferwatch_gpu_up{job="inferwatch-gpu",gpu="1"}': "1x60",
@@ -364,10 +366,11 @@ def test_recording_rules_from_raw_engine_series(tmp_path: Path) -> None:
         ("model_name:llm_requests:rate5m", {"m1": round(10 / 60, 6)}),
         ("model_name:llm_request_errors_per_requests:ratio_rate5m", {"m1": 0.1}),
         ("model_name:llm_prefix_cache_hits_per_queries:ratio_rate5m", {"m1": 0.25}),
-        ("model_name:llm_requests_waiting:sum", {"m1": 3, "s1": 2, "tgi-llama": 7}),
-        # (600 + 1200 tokens/min) on 2 GPUs at $2.5/GPU-hour: 2*2.5/3600 $/s over 30 tokens/s.
-        (":llm_cost_usd_per_million_tokens:ratio_rate5m", {"": round(2 * 2.5 / 3600 / (30 / 1e6), 6)}),
-        (":llm_generation_tokens_per_gpu_second:ratio_rate5m", {"": 10.0}),
+        ("model_name:llm_requests_waiting:sum", {"m1": 3, "s1": 2, "tgi-llama": 7, "llama-cpp-phi": 4}),
+        ("model_name:llm_generation_tokens:rate5m", {"m1": 20.0, "llama-cpp-phi": 5.0}),
+        # (10 prompt + 20 + 5 generated tokens/s) on 2 GPUs at $2.5/GPU-hour: 2*2.5/3600 $/s over 35 tokens/s.
+        (":llm_cost_usd_per_million_tokens:ratio_rate5m", {"": round(2 * 2.5 / 3600 / (35 / 1e6), 6)}),
+        (":llm_generation_tokens_per_gpu_second:ratio_rate5m", {"": 12.5}),  # (20 + 5) tokens/s on 2 GPUs
         ("model_name:llm_slo_ttft_errors_per_events:ratio_rate5m", {"m1": 0.0}),  # all under le="1.0"
     ]
 

@@ -6,6 +6,7 @@
     vllmSelector: 'job=~".*vllm.*"',
     sglangSelector: 'job=~".*sglang.*"',
     tgiSelector: 'job=~".*tgi.*"',
+    llamacppSelector: 'job=~".*llama.*cpp.*"',  // llama.cpp series carry no model label: the job names the model
     gpuSelector: 'job=~".*inferwatch-gpu.*"',
     engineExporterSelector: 'job=~".*inferwatch-engine.*"',
 

@@ -20,11 +20,14 @@ local adaptiveSignals = [
   local vllm = c.vllmSelector,
   local sglang = c.sglangSelector,
   local tgi = c.tgiSelector,
+  local llamacpp = c.llamacppSelector,
 
   // "A or B or C" over engines; every branch is aggregated to {model_name}.
   local anyEngine(branches) = std.join('\nor\n', branches),
   local sumRate(m, sel) = 'sum by (model_name) (rate(%s{%s}[%s]))' % [m, sel, w],
-  local tgiModel(expr) = 'label_replace(%s, "model_name", "$1", "job", "(.*)")' % expr,
+  // TGI and llama.cpp series have no model label: the scrape job stands for the model.
+  local jobAsModel(expr) = 'label_replace(%s, "model_name", "$1", "job", "(.*)")' % expr,
+  local jobRate(m, sel) = 'sum by (model_name) (%s)' % jobAsModel('rate(%s{%s}[%s])' % [m, sel, w]),
 
   // Names the adaptive rules and alerts share.
   adaptive:: {
@@ -85,11 +88,13 @@ local adaptiveSignals = [
           { record: $.requestRate, expr: sumRate('vllm:request_success_total', vllm) },
           {
             record: 'model_name:llm_prompt_tokens:rate%s' % w,
-            expr: anyEngine([sumRate('vllm:prompt_tokens_total', vllm), sumRate('sglang:prompt_tokens_total', sglang)]),
+            expr: anyEngine([sumRate('vllm:prompt_tokens_total', vllm), sumRate('sglang:prompt_tokens_total', sglang),
+                             jobRate('llamacpp:prompt_tokens_total', llamacpp)]),
           },
           {
             record: 'model_name:llm_generation_tokens:rate%s' % w,
-            expr: anyEngine([sumRate('vllm:generation_tokens_total', vllm), sumRate('sglang:generation_tokens_total', sglang)]),
+            expr: anyEngine([sumRate('vllm:generation_tokens_total', vllm), sumRate('sglang:generation_tokens_total', sglang),
+                             jobRate('llamacpp:tokens_predicted_total', llamacpp)]),
           },
           {
             record: 'model_name:llm_request_errors_per_requests:ratio_rate%s' % w,
@@ -119,7 +124,8 @@ local adaptiveSignals = [
             expr: anyEngine([
               'sum by (model_name) (vllm:num_requests_waiting{%s})' % vllm,
               'sum by (model_name) (sglang:num_queue_reqs{%s})' % sglang,
-              'sum by (model_name) (%s)' % tgiModel('tgi_queue_size{%s}' % tgi),
+              'sum by (model_name) (%s)' % jobAsModel('tgi_queue_size{%s}' % tgi),
+              'sum by (model_name) (%s)' % jobAsModel('llamacpp:requests_deferred{%s}' % llamacpp),
             ]),
           },
           {
@@ -127,7 +133,8 @@ local adaptiveSignals = [
             expr: anyEngine([
               'sum by (model_name) (vllm:num_requests_running{%s})' % vllm,
               'sum by (model_name) (sglang:num_running_reqs{%s})' % sglang,
-              'sum by (model_name) (%s)' % tgiModel('tgi_batch_current_size{%s}' % tgi),
+              'sum by (model_name) (%s)' % jobAsModel('tgi_batch_current_size{%s}' % tgi),
+              'sum by (model_name) (%s)' % jobAsModel('llamacpp:requests_processing{%s}' % llamacpp),
             ]),
           },
           {
