@@ -35,5 +35,7 @@ def test_full_demo(engine_runtime, tmp_path: Path) -> None:
     goodput = next(line for line in out.splitlines() if "SLO goodput ratio" in line)
     assert float(goodput.split()[-1]) > 0
     assert "errors: none" in out
+    recorded = next(line for line in out.splitlines() if "recorded series (rules)" in line)
+    assert int(recorded.split()[-1]) > 10, "the shipped rules record from the demo's vLLM"
     leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftover.stdout == "", "the demo left processes behind"

@@ -187,3 +187,42 @@ def test_engine_cli_outage_drill_leaves_no_orphans(engine_runtime, tmp_path) -> 
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)  # no process of the engine's group is left
     assert subprocess.run([exe, "engine", "status", "--name", name], capture_output=True).returncode == 1
+
+
+def test_rendered_rules_on_real_vllm_metrics(prometheus, vllm_engine, engine_exporter) -> None:
+    """The shipped rules, loaded into the real Prometheus, record from a real vLLM's series."""
+    from pathlib import Path
+
+    from inferwatch import rules
+
+    repo = Path(__file__).resolve().parent.parent
+    prometheus.set_job("vllm", [vllm_engine.server.base_url.removeprefix("http://")])
+    prometheus.set_job("inferwatch-engine", [f"127.0.0.1:{engine_exporter.port}"])
+    prometheus.rule_files = [str(repo / path) for path in rules.OUTPUTS.values()]
+    prometheus.reload()
+    arrivals = schedule.poisson(rate=8, duration=4, prompt_tokens=48, output_tokens=16, seed=11)
+    asyncio.run(run(arrivals, Target(vllm_engine.server.base_url, "tiny-llama"), progress=False))
+    sel = '{model_name="tiny-llama"}'
+    for name in ("model_name:llm_time_to_first_token_seconds:p95_rate5m",
+                 "model_name:llm_inter_token_latency_seconds:p95_rate5m",
+                 "model_name:llm_e2e_request_latency_seconds:p99_rate5m",
+                 "model_name:llm_requests:rate5m",
+                 "model_name:llm_generation_tokens:rate5m",
+                 "model_name:llm_kv_cache_usage:max",
+                 "model_name:llm_slo_ttft_errors_per_events:ratio_rate5m",
+                 "model_name:llm_slo_itl_errors_per_events:ratio_rate5m",
+                 "model_name:llm_slo_availability_errors_per_events:ratio_rate5m",
+                 "model_name:llm_time_to_first_token_seconds_p95:threshold"):
+        prometheus.wait_for_series(name + sel, timeout=60)
+    # The SLO thresholds match bucket bounds vLLM really exposes (le="1.0", le="0.1"): with the
+    # tiny model every request is fast, so the bad-event ratios are exactly 0.
+    assert prometheus.query_value("model_name:llm_slo_ttft_errors_per_events:ratio_rate5m" + sel) == 0
+    assert prometheus.query_value("model_name:llm_slo_itl_errors_per_events:ratio_rate5m" + sel) == 0
+    ttft = prometheus.query_value("model_name:llm_time_to_first_token_seconds:p95_rate5m" + sel)
+    assert 0 < ttft < 1.0
+    # No history yet: the adaptive threshold is the SLA (2 s by default).
+    assert prometheus.query_value("model_name:llm_time_to_first_token_seconds_p95:threshold" + sel) == 2.0
+    firing = {a["labels"]["alertname"] for a in prometheus.alerts() if a["state"] == "firing"}
+    assert not firing & {"LLMEngineDown", "LLMModelUnavailable", "LLMTimeToFirstTokenSLABreach"}, firing
+    prometheus.rule_files = []
+    prometheus.reload()
