@@ -65,10 +65,13 @@ def ensure_venv() -> Path:
                        capture_output=True)
         marker.write_text(VLLM_VERSION)
     # Run from the venv dir: a checkout in the working directory would shadow a missing install.
-    probe = ("from importlib.metadata import entry_points; import vllm; "
-             "assert entry_points(group='vllm.stat_logger_plugins', name='inferwatch')")
+    # The plugin must come from the inferwatch running this command (another checkout may have
+    # installed itself there before), so compare where the engine venv imports it from.
+    probe = ("from importlib.metadata import entry_points; import vllm, inferwatch.engine.stat_logger as p; "
+             "assert entry_points(group='vllm.stat_logger_plugins', name='inferwatch'); print(p.__file__)")
     check = subprocess.run([str(venv_python()), "-c", probe], capture_output=True, text=True, cwd=venv_dir())
-    if check.returncode != 0:
+    ours = Path(inferwatch.__file__).resolve().parent / "engine" / "stat_logger.py"
+    if check.returncode != 0 or Path(check.stdout.strip() or "/").resolve() != ours:
         root = project_root()
         _pip("--no-deps", "-e", str(root)) if root else _pip("--no-deps", f"inferwatch=={inferwatch.__version__}")
     return venv_python()
