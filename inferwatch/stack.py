@@ -217,12 +217,17 @@ class Prometheus:
 
     def wait_for_value(self, expr: str, predicate: Any, timeout: float = 30.0) -> float:
         """Wait until the single value of `expr` satisfies `predicate`; return it."""
-        def check() -> float | None:
-            value = self.query_value(expr)
-            return value if value is not None and predicate(value) else None
+        seen: list[float] = []
 
-        wait_until(lambda: check() is not None, timeout, what=f"value of {expr!r}")
-        return self.query_value(expr)  # type: ignore[return-value]
+        def check() -> bool:
+            value = self.query_value(expr)
+            if value is not None and predicate(value):
+                seen.append(value)  # return the value that satisfied it, not a later re-query
+                return True
+            return False
+
+        wait_until(check, timeout, what=f"value of {expr!r}")
+        return seen[-1]
 
     def targets(self) -> list[dict[str, Any]]:
         return self._api("targets")["activeTargets"]
@@ -284,8 +289,7 @@ class Alertmanager:
         http_json(f"{self.url}/api/v2/alerts", data=alerts)
 
     def alerts(self, **filters: str) -> list[dict[str, Any]]:
-        query = "&".join(f"filter={urllib.parse.quote(f'{k}={v!r}'.replace(chr(39), chr(34)))}"
-                         for k, v in filters.items())
+        query = urllib.parse.urlencode([("filter", f'{k}="{v}"') for k, v in filters.items()])
         return http_json(f"{self.url}/api/v2/alerts" + (f"?{query}" if query else ""))
 
     def groups(self) -> list[dict[str, Any]]:

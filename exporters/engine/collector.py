@@ -64,7 +64,7 @@ class EngineCollector(Collector):
         self._last_round = 0.0
 
     def describe(self) -> Iterable[Metric]:
-        return [family for family in self._families()]
+        return self._families()
 
     def collect(self) -> Iterator[Metric]:
         results = self._probe_all()

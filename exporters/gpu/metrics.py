@@ -8,7 +8,7 @@ every family without touching NVML, and the DCGM mode is one lookup per family.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 PREFIX = "inferwatch_gpu_"
@@ -39,7 +39,6 @@ class Family:
     dcgm: str | Callable[[dict[str, str]], str] | None = None
     dcgm_scale: float = 1.0  # multiply our base-unit value to get DCGM's unit
     dcgm_only: bool = False  # exists only to mirror a DCGM family (e.g. bitmask)
-    native_only: bool = field(default=False)
 
 
 def _dcgm_ecc(labels: dict[str, str]) -> str:
@@ -84,7 +83,7 @@ FAMILY_LIST: list[Family] = [
     _F("memory_clock_hertz", "gauge", "Memory clock.", dcgm="DCGM_FI_DEV_MEM_CLOCK", dcgm_scale=1e-6),
     _F("clock_event_active", "gauge",
        "1 while this reason is holding clocks down (NVML clock event / throttle reasons).",
-       labels=("reason",), native_only=True),
+       labels=("reason",)),
     _F("clock_event_reasons", "gauge", "Clock event reasons as NVML's bitmask.",
        dcgm="DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", dcgm_only=True),
     _F("clock_event_duration_seconds", "counter", "Time clocks were held down, by policy.",

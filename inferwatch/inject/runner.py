@@ -10,7 +10,6 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -86,8 +85,7 @@ class Progress:
 
 
 async def run(arrivals: list[Arrival], target: Target, concurrency: int = 256, progress: bool = True,
-              outage: tuple[Window, OutageHooks] | None = None,
-              on_result: Callable[[Result], None] | None = None) -> Report:
+              outage: tuple[Window, OutageHooks] | None = None) -> Report:
     report = Report(planned=len(arrivals))
     bar = Progress(len(arrivals), progress)
     loop = asyncio.get_running_loop()
@@ -100,8 +98,6 @@ async def run(arrivals: list[Arrival], target: Target, concurrency: int = 256, p
         result = await send(session, target, arrival)
         report.results.append(result)
         errors += not result.ok
-        if on_result:
-            on_result(result)
 
     async with aiohttp.ClientSession(connector=connector) as session:
         start = loop.time() + 0.05
