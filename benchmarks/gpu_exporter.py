@@ -26,9 +26,10 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
+from inferwatch.config import GpuExporterConfig
 from inferwatch.exporters.gpu.collector import GpuCollector
 from inferwatch.exporters.gpu.simnvml import SimulatedNvml
-from inferwatch.stack import free_port, wait_until
+from inferwatch.lab.stack import free_port, wait_until
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -61,7 +62,7 @@ def timed_sim(gpus: int) -> tuple[SimulatedNvml, list[float]]:
 
 def in_process_cpu(gpus: int, scrapes: int) -> dict[str, float]:
     sim, spent = timed_sim(gpus)
-    collector = GpuCollector(sim, hostname="bench", xid_events=False)
+    collector = GpuCollector(GpuExporterConfig(hostname="bench", xid_events=False, process_attribution=False), sim)
     registry = CollectorRegistry()
     registry.register(collector)
     generate_latest(registry)  # warm-up: init, identities, unsupported probes learned

@@ -27,7 +27,7 @@ from inferwatch.exporters.engine.collector import EngineCollector
 from inferwatch.inject import schedule
 from inferwatch.inject.client import Target
 from inferwatch.inject.runner import run
-from inferwatch.stack import free_port, wait_until
+from inferwatch.lab.stack import free_port, wait_until
 
 HERE = Path(__file__).resolve().parent
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from inferwatch import rules
-from inferwatch.stack import Prometheus
+from inferwatch.lab.stack import Prometheus
 
 INSTANCES, MODELS, GPUS_PER_HOST = 200, 2, 8
 TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,

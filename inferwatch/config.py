@@ -48,7 +48,6 @@ class EndpointConfig:
     name: str
     base_url: str
     model: str
-    metrics_url: str | None = None
     role: Literal["primary", "backup"] = "primary"
     model_version: str | None = None
     model_dir: str | None = None
@@ -77,11 +76,84 @@ class EngineExporterConfig:
 
 @dataclass
 class VllmPluginConfig:
-    """SLO targets the vLLM stat-logger plugin judges each finished request against."""
+    """The vLLM stat-logger plugin; its SLO targets come from the `slo` section."""
 
-    ttft_slo_seconds: float = 1.0
-    tpot_slo_seconds: float = 0.1
     max_lora_adapters: int = 32
+
+
+# vLLM's histogram bucket bounds: an SLO latency threshold must be one of them, because the rules
+# count good events as the bucket at that bound (reference: vllm-and-engines.md, buckets T and I).
+VLLM_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+                     20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
+VLLM_ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+                    40.0, 80.0)
+
+
+@dataclass
+class SloTargets:
+    """One model's service levels. SLOs are judged over 30 days; SLAs are hard p95 ceilings."""
+
+    availability_target: float = 0.99  # share of requests that do not fail
+    ttft_seconds: float = 1.0  # a request is "good" for TTFT under this (a vLLM bucket bound)
+    ttft_target: float = 0.95  # share of requests that must be good for TTFT
+    itl_seconds: float = 0.1  # inter-token latency (and the plugin's TPOT) threshold (a vLLM bucket bound)
+    itl_target: float = 0.95
+    ttft_sla_seconds: float = 2.0  # p95 TTFT is never allowed above this; crossing it is critical
+    itl_sla_seconds: float = 0.2
+
+    def check(self) -> tuple[str, str] | None:
+        for name in ("availability_target", "ttft_target", "itl_target"):
+            if not 0 < getattr(self, name) < 1:
+                return name, "must be between 0 and 1 (exclusive)"
+        for name, buckets in (("ttft_seconds", VLLM_TTFT_BUCKETS), ("itl_seconds", VLLM_ITL_BUCKETS)):
+            if getattr(self, name) not in buckets:
+                allowed = ", ".join(f"{b:g}" for b in buckets)
+                return name, f"must be one of vLLM's bucket bounds ({allowed}); got {getattr(self, name):g}"
+        for name in ("ttft_sla_seconds", "itl_sla_seconds"):
+            if getattr(self, name) <= 0:
+                return name, "must be greater than 0"
+        return None
+
+
+@dataclass
+class ModelSlo:
+    """Per-model overrides of `slo.defaults`; unset keys inherit."""
+
+    availability_target: float | None = None
+    ttft_seconds: float | None = None
+    ttft_target: float | None = None
+    itl_seconds: float | None = None
+    itl_target: float | None = None
+    ttft_sla_seconds: float | None = None
+    itl_sla_seconds: float | None = None
+
+    def check(self) -> tuple[str, str] | None:
+        return SloTargets(**{**dataclasses.asdict(SloTargets()), **self.overrides()}).check()
+
+    def overrides(self) -> dict[str, float]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass
+class SloConfig:
+    """The one place SLOs and SLAs are set: read by the vLLM plugin and `inferwatch rules render`."""
+
+    defaults: SloTargets = field(default_factory=SloTargets)
+    models: dict[str, ModelSlo] = field(default_factory=dict)  # keyed by vLLM's model_name
+
+    def for_model(self, model_name: str) -> SloTargets:
+        override = self.models.get(model_name)
+        if override is None:
+            return self.defaults
+        return dataclasses.replace(self.defaults, **override.overrides())
+
+
+@dataclass
+class CostConfig:
+    gpu_hour_price_usd: float = 2.5  # for cost per million tokens
+
+    def check(self) -> tuple[str, str] | None:
+        return ("gpu_hour_price_usd", "must not be negative") if self.gpu_hour_price_usd < 0 else None
 
 
 @dataclass
@@ -89,6 +161,8 @@ class InferwatchConfig:
     gpu_exporter: GpuExporterConfig = field(default_factory=GpuExporterConfig)
     engine_exporter: EngineExporterConfig = field(default_factory=EngineExporterConfig)
     vllm_plugin: VllmPluginConfig = field(default_factory=VllmPluginConfig)
+    slo: SloConfig = field(default_factory=SloConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
 
 
 def load_config(path: str | os.PathLike | None = None) -> InferwatchConfig:
@@ -162,6 +236,8 @@ class _Validator:
             return self.convert(inner, node, key)
         if dataclasses.is_dataclass(hint):
             return self.build(hint, node, key)
+        if origin in (list, dict) and _is_null(node):  # `models:` with every entry commented out
+            return origin()
         if origin is list:
             if not isinstance(node, yaml.SequenceNode):
                 raise self.error(node, key, f"expected a list, got {_describe(node)}")

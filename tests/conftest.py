@@ -15,7 +15,8 @@ import pytest
 from inferwatch.config import GpuExporterConfig
 from inferwatch.exporters.gpu import server as gpu_server
 from inferwatch.exporters.gpu.simnvml import SimulatedNvml
-from inferwatch.stack import Alertmanager, Prometheus
+from inferwatch.kit.exporter import Exporter
+from inferwatch.lab.stack import Alertmanager, Prometheus
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,9 +46,9 @@ class GpuExporters:
     """Starts in-process GPU exporters on simulated scenarios and stops them afterwards."""
 
     def __init__(self) -> None:
-        self.running: list[gpu_server.RunningExporter] = []
+        self.running: list[Exporter] = []
 
-    def start(self, scenario: str | dict, **config) -> gpu_server.RunningExporter:
+    def start(self, scenario: str | dict, **config) -> Exporter:
         nvml = SimulatedNvml.from_scenario(scenario)
         cfg = GpuExporterConfig(listen_address="127.0.0.1", port=0, hostname="testhost",
                                 docker_socket="", **config)
@@ -57,7 +58,7 @@ class GpuExporters:
 
     def stop_all(self) -> None:
         for exporter in self.running:
-            exporter.nvml.release_hangs()
+            exporter.collector.nv.release_hangs()
             exporter.stop()
 
 
@@ -71,9 +72,8 @@ def gpu_exporters() -> Iterator[GpuExporters]:
 # -- the slow tier: a real vLLM (CPU build) ---------------------------------------------------
 
 PLUGIN_CONFIG = """
-vllm_plugin:
-  ttft_slo_seconds: 0.5
-  tpot_slo_seconds: 0.05
+slo:
+  defaults: {ttft_seconds: 0.5, itl_seconds: 0.05}
 """
 
 
@@ -85,8 +85,8 @@ class Engine:
         self.server = None
 
     def start(self, seed: int = 0, **options):
-        from inferwatch.engine import runtime
-        from inferwatch.engine.server import VllmServer
+        from inferwatch.lab.engine import runtime
+        from inferwatch.lab.engine.server import VllmServer
 
         port = self.server.port if self.server else 0
         self.server = VllmServer(runtime.ensure_tiny_model(seed), self.workdir, port=port,
@@ -101,7 +101,7 @@ class Engine:
 @pytest.fixture(scope="session")
 def engine_runtime():
     """The engine venv and tiny model; skips (with the reason) only where vLLM cannot be installed."""
-    from inferwatch.engine import runtime
+    from inferwatch.lab.engine import runtime
 
     try:
         runtime.ensure_venv()

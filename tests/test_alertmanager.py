@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inferwatch.stack import Alertmanager, free_port, redirect_receivers, wait_until
+from inferwatch.lab.stack import Alertmanager, free_port, redirect_receivers, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "alerts" / "alertmanager" / "alertmanager.yml"

@@ -62,7 +62,7 @@ def test_unknown_key(tmp_path: Path) -> None:
 def test_unknown_section(tmp_path: Path) -> None:
     path = write(tmp_path, "gpu_exporter: {}\ngpu_exprter:\n  port: 1\n")
     assert error_of(path) == (
-        f"{path}:2: gpu_exprter: unknown key (expected one of: gpu_exporter, engine_exporter, vllm_plugin)"
+        f"{path}:2: gpu_exprter: unknown key (expected one of: gpu_exporter, engine_exporter, vllm_plugin, slo, cost)"
     )
 
 

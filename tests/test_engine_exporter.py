@@ -13,7 +13,7 @@ from inferwatch.config import EndpointConfig, EngineExporterConfig
 from inferwatch.exporters.engine import server as engine_server
 from inferwatch.exporters.engine.probe import probe
 from inferwatch.exporters.engine.version import DirectoryVersion
-from inferwatch.stack import free_port
+from inferwatch.lab.stack import free_port
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from helpers import scrape
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from inferwatch.config import GpuExporterConfig
 from inferwatch.exporters.gpu.collector import GpuCollector
 from inferwatch.exporters.gpu.containers import ContainerResolver, parse_cgroup
 from inferwatch.exporters.gpu.simnvml import SimulatedNvml
@@ -36,8 +37,8 @@ def test_unsupported_probe_is_learned_once(gpu_exporters) -> None:
     exporter = gpu_exporters.start(scenario, xid_events=False)
     for _ in range(3):
         text = scrape(exporter.port)
-    assert exporter.nvml.calls["nvmlDeviceGetEncoderUtilization"] == 2, "asked once per GPU, then remembered"
-    assert exporter.nvml.calls["nvmlDeviceGetDecoderUtilization"] == 6
+    assert exporter.collector.nv.calls["nvmlDeviceGetEncoderUtilization"] == 2, "asked once per GPU, then remembered"
+    assert exporter.collector.nv.calls["nvmlDeviceGetDecoderUtilization"] == 6
     assert "inferwatch_gpu_encoder_utilization_ratio{" not in text
     assert "inferwatch_gpu_memory_temperature_celsius{" not in text, "an unsupported field is omitted, not 0"
     assert "inferwatch_gpu_energy_joules_total{" in text, "the other fields of the batch still arrive"
@@ -50,19 +51,19 @@ def test_failing_probe_is_counted_and_retried(gpu_exporters) -> None:
                                    xid_events=False)
     scrape(exporter.port)
     errors = samples(exporter.port, "inferwatch_gpu_exporter_errors_total")
-    assert errors == {(("error", "Unknown"), ("probe", "power_usage")): 4.0}, "2 GPUs x 2 scrapes"
+    assert errors == {(("error", "Unknown"), ("stage", "power_usage")): 4.0}, "2 GPUs x 2 scrapes"
     assert by_gpu(exporter.port, "inferwatch_gpu_utilization_ratio") == {"0": 0.5, "1": 0.5}
 
 
 def test_gpu_lost_at_runtime_then_back(gpu_exporters) -> None:
     exporter = gpu_exporters.start(two_h100(), xid_events=False)
     before = samples(exporter.port, "inferwatch_gpu_up")
-    exporter.nvml.gpus[1].lost = True
+    exporter.collector.nv.gpus[1].lost = True
     after = samples(exporter.port, "inferwatch_gpu_up")
     assert sorted(after.values()) == [0.0, 1.0]
     assert set(after) == set(before), "the lost GPU keeps its uuid/model/pci labels"
     assert by_gpu(exporter.port, "inferwatch_gpu_utilization_ratio") == {"0": 0.5}
-    exporter.nvml.gpus[1].lost = False
+    exporter.collector.nv.gpus[1].lost = False
     assert by_gpu(exporter.port, "inferwatch_gpu_up") == {"0": 1.0, "1": 1.0}
 
 
@@ -73,10 +74,10 @@ def test_hung_nvml_call_cannot_hang_scrapes(gpu_exporters) -> None:
     second = scrape(exporter.port)
     assert "inferwatch_gpu_up{" not in first and "inferwatch_gpu_up{" not in second
     assert samples(exporter.port, "inferwatch_gpu_exporter_collect_timeouts_total") == {(): 3.0}
-    assert exporter.nvml.calls["nvmlDeviceGetPowerUsage"] == 1, "later scrapes share the stuck call"
-    exporter.nvml.gpus[0].hang.clear()
-    exporter.nvml.gpus[1].hang.clear()
-    exporter.nvml.release_hangs()
+    assert exporter.collector.nv.calls["nvmlDeviceGetPowerUsage"] == 1, "later scrapes share the stuck call"
+    exporter.collector.nv.gpus[0].hang.clear()
+    exporter.collector.nv.gpus[1].hang.clear()
+    exporter.collector.nv.release_hangs()
     # The stuck round finishes; the next scrape starts a fresh round and gets GPU data again.
     scrape(exporter.port)
     assert by_gpu(exporter.port, "inferwatch_gpu_up") == {"0": 1.0, "1": 1.0}
@@ -84,13 +85,14 @@ def test_hung_nvml_call_cannot_hang_scrapes(gpu_exporters) -> None:
 
 def test_describe_does_not_touch_nvml() -> None:
     nvml = SimulatedNvml.from_scenario("h100x2")
-    collector = GpuCollector(nvml, hostname="h", xid_events=False)
+    collector = GpuCollector(GpuExporterConfig(hostname="h", xid_events=False), nvml)
     registry = CollectorRegistry()
     registry.register(collector)
     assert sum(nvml.calls.values()) == 0
     names = {m.name for m in collector.describe()}
     assert "inferwatch_gpu_utilization_ratio" in names and "inferwatch_gpu_energy_joules" in names
-    dcgm = {m.name for m in GpuCollector(nvml, hostname="h", naming="dcgm", xid_events=False).describe()}
+    dcgm_config = GpuExporterConfig(hostname="h", naming="dcgm", xid_events=False)
+    dcgm = {m.name for m in GpuCollector(dcgm_config, nvml).describe()}
     assert "DCGM_FI_DEV_GPU_UTIL" in dcgm and "inferwatch_gpu_utilization_ratio" not in dcgm
 
 
@@ -115,8 +117,8 @@ def test_dcgm_naming_mirrors_dcgm_exporter(gpu_exporters) -> None:
 
 def test_dcgm_xid_is_last_code(gpu_exporters) -> None:
     exporter = gpu_exporters.start("xid79", naming="dcgm")
-    exporter.nvml.inject_xid(0, 48)
-    from inferwatch.stack import wait_until
+    exporter.collector.nv.inject_xid(0, 48)
+    from inferwatch.lab.stack import wait_until
 
     wait_until(lambda: by_gpu(exporter.port, "DCGM_FI_DEV_XID_ERRORS") == {"0": 48.0, "1": 79.0}, 15,
                what="both XIDs")
@@ -185,5 +187,5 @@ def test_old_driver_without_field_values_falls_back_to_single_calls(gpu_exporter
         assert samples(old.port, name) == samples(batched.port, name), name
     assert samples(old.port, "inferwatch_gpu_ecc_errors_total")
     assert samples(old.port, "inferwatch_gpu_energy_joules_total")
-    assert old.nvml.calls["nvmlDeviceGetFieldValues"] == 1, "learned unsupported once"
+    assert old.collector.nv.calls["nvmlDeviceGetFieldValues"] == 1, "learned unsupported once"
     assert samples(old.port, "inferwatch_gpu_exporter_errors_total") == {}

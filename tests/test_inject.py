@@ -13,7 +13,7 @@ import pytest
 from inferwatch.inject import faults, schedule
 from inferwatch.inject.client import Target
 from inferwatch.inject.runner import run
-from inferwatch.stack import free_port, wait_until
+from inferwatch.lab.stack import free_port, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 TRACE = Path(__file__).parent / "data" / "azure-conv-300.csv"

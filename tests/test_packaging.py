@@ -55,8 +55,9 @@ def test_production_path_never_imports_the_simulator() -> None:
         "from inferwatch.config import GpuExporterConfig\n"
         "from inferwatch.exporters.gpu import server\n"
         "from inferwatch import cli\n"
-        "collector, nvml = server.build_collector(GpuExporterConfig(xid_events=False))\n"
-        "print(nvml.__name__, 'inferwatch.exporters.gpu.simnvml' in sys.modules)\n"
+        "from inferwatch.exporters.gpu.collector import GpuCollector\n"
+        "collector = GpuCollector(GpuExporterConfig(xid_events=False))\n"
+        "print(collector.nv.__name__, 'inferwatch.exporters.gpu.simnvml' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["pynvml", "False"]

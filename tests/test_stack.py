@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from inferwatch.stack import Prometheus, StackError
+from inferwatch.lab.stack import Prometheus, StackError
 
 RULES = """
 groups:

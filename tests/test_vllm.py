@@ -83,7 +83,7 @@ PLUGIN_UNIT = textwrap.dedent("""
     from vllm.v1.engine import FinishReason
     from vllm.v1.metrics.stats import FinishedRequestStats, IterationStats, SchedulerStats
     from prometheus_client import REGISTRY
-    from inferwatch.engine.stat_logger import InferwatchStatLogger
+    from inferwatch.exporters.vllm_plugin.stat_logger import InferwatchStatLogger
 
     config = SimpleNamespace(model_config=SimpleNamespace(served_model_name="m"))
     logger = InferwatchStatLogger(config, 0)
@@ -111,7 +111,7 @@ PLUGIN_UNIT = textwrap.dedent("""
 def test_plugin_judges_each_request_inside_vllm(engine_runtime, tmp_path) -> None:
     """The plugin against vLLM 0.32.0's real stats classes, in the engine's own venv."""
     config = tmp_path / "c.yaml"
-    config.write_text("vllm_plugin:\n  ttft_slo_seconds: 0.5\n  tpot_slo_seconds: 0.05\n")
+    config.write_text("slo:\n  defaults: {ttft_seconds: 0.5, itl_seconds: 0.05}\n")
     result = subprocess.run([str(engine_runtime.venv_python()), "-c", PLUGIN_UNIT], capture_output=True, text=True,
                             env={"INFERWATCH_CONFIG": str(config), "PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -159,7 +159,7 @@ def test_engine_cli_outage_drill_leaves_no_orphans(engine_runtime, tmp_path) -> 
     import sys
     from pathlib import Path
 
-    from inferwatch.stack import free_port
+    from inferwatch.lab.stack import free_port
 
     exe = str(Path(sys.executable).parent / "inferwatch")
     name, port = f"test-{os.getpid()}", free_port()

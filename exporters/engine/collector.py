@@ -15,13 +15,35 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from inferwatch.config import EndpointConfig, EngineExporterConfig
 from inferwatch.exporters.engine.probe import ProbeResult, probe
 from inferwatch.exporters.engine.version import DirectoryVersion
+from inferwatch.kit.families import Family, FamilyTable, Sample
+from inferwatch.kit.selfmetrics import SelfMetrics
+
+_ENDPOINT = ("endpoint", "model_name", "role", "hostname")
+TABLE = FamilyTable("inferwatch_", [
+    Family("engine_up", "gauge", "1 if the endpoint's /health answered 200.", _ENDPOINT),
+    Family("engine_model_served", "gauge", "1 if the endpoint lists its configured model in /v1/models.", _ENDPOINT),
+    Family("engine_probe_duration_seconds", "gauge", "Time the last probe took.", ("endpoint",)),
+    Family("engine_probe_failures", "counter", "Failed probes by reason.", ("endpoint", "reason")),
+    Family("engine_served_model_max_length_tokens", "gauge",
+           "Max context of each model an endpoint serves (from /v1/models).", ("endpoint", "served_model")),
+    Family("engine_info", "gauge", "Serving engine version (value 1).", ("endpoint", "engine_version")),
+    Family("model_version_info", "gauge", "Model version each endpoint serves.",
+           ("endpoint", "model_name", "version", "source")),
+    Family("model_version_changes", "counter", "Model version changes seen on the endpoint (deploys, rollbacks).",
+           ("endpoint", "model_name")),
+    Family("model_version_since_timestamp_seconds", "gauge", "When the current model version was first seen.",
+           ("endpoint", "model_name")),
+    Family("model_healthy_endpoints", "gauge", "Endpoints per model that are up and serve it (redundancy).",
+           ("model_name", "role")),
+    Family("model_configured_endpoints", "gauge", "Endpoints configured per model.", ("model_name", "role")),
+    Family("engine_exporter_probe_round_seconds", "gauge", "Wall time to probe every endpoint on the last scrape."),
+])
 
 WAIT_SLACK_SECONDS = 0.1
 MAX_WORKERS = 64
@@ -53,6 +75,7 @@ class _VersionTracker:
 class EngineCollector(Collector):
     def __init__(self, config: EngineExporterConfig):
         self.config = config
+        self.self_metrics = SelfMetrics("engine")
         self.endpoints = list(config.endpoints)
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, min(MAX_WORKERS, 2 * len(self.endpoints))), thread_name_prefix="probe")
@@ -64,12 +87,13 @@ class EngineCollector(Collector):
         self._last_round = 0.0
 
     def describe(self) -> Iterable[Metric]:
-        return self._families()
+        return TABLE.describe()
 
     def collect(self) -> Iterator[Metric]:
         results = self._probe_all()
         with self._lock:
-            yield from self._families(results)
+            samples = self._samples(results)
+        yield from TABLE.render(samples)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -82,10 +106,13 @@ class EngineCollector(Collector):
         done, _ = concurrent.futures.wait(futures, timeout=timeout + WAIT_SLACK_SECONDS)
         results = []
         for future, endpoint in futures.items():
-            if future in done and future.exception() is None:
-                results.append(future.result())
-            else:  # still stuck in a socket call past its deadline, or a bug: both are a failed probe
+            if future not in done:  # still stuck in a socket call past its deadline
                 results.append(ProbeResult(endpoint, failure="timeout", duration=timeout))
+            elif future.exception() is not None:  # a bug in the probe: say so, do not blame the endpoint
+                self.self_metrics.error("probe", future.exception())
+                results.append(ProbeResult(endpoint, failure="error", duration=time.monotonic() - started))
+            else:
+                results.append(future.result())
         with self._lock:
             for result in results:
                 self._remember(result)
@@ -117,66 +144,37 @@ class EngineCollector(Collector):
         return None
 
     # -- exposition -----------------------------------------------------------------------
-    def _families(self, results: list[ProbeResult] | None = None) -> list[Metric]:
-        labels = ["endpoint", "model_name", "role", "hostname"]
-        up = GaugeMetricFamily("inferwatch_engine_up", "1 if the endpoint's /health answered 200.", labels=labels)
-        serving = GaugeMetricFamily("inferwatch_engine_model_served",
-                                    "1 if the endpoint lists its configured model in /v1/models.", labels=labels)
-        duration = GaugeMetricFamily("inferwatch_engine_probe_duration_seconds", "Time the last probe took.",
-                                     labels=["endpoint"])
-        failures = CounterMetricFamily("inferwatch_engine_probe_failures", "Failed probes by reason.",
-                                       labels=["endpoint", "reason"])
-        served = GaugeMetricFamily("inferwatch_engine_served_model_max_length_tokens",
-                                   "Max context of each model an endpoint serves (from /v1/models).",
-                                   labels=["endpoint", "served_model"])
-        engine_info = GaugeMetricFamily("inferwatch_engine_info", "Serving engine version (value 1).",
-                                        labels=["endpoint", "engine_version"])
-        version_info = GaugeMetricFamily("inferwatch_model_version_info", "Model version each endpoint serves.",
-                                         labels=["endpoint", "model_name", "version", "source"])
-        changes = CounterMetricFamily("inferwatch_model_version_changes",
-                                      "Model version changes seen on the endpoint (deploys, rollbacks).",
-                                      labels=["endpoint", "model_name"])
-        since = GaugeMetricFamily("inferwatch_model_version_since_timestamp_seconds",
-                                  "When the current model version was first seen.", labels=["endpoint", "model_name"])
-        healthy = GaugeMetricFamily("inferwatch_model_healthy_endpoints",
-                                    "Endpoints per model that are up and serve it (redundancy).",
-                                    labels=["model_name", "role"])
-        configured = GaugeMetricFamily("inferwatch_model_configured_endpoints", "Endpoints configured per model.",
-                                       labels=["model_name", "role"])
-        round_time = GaugeMetricFamily("inferwatch_engine_exporter_probe_round_seconds",
-                                       "Wall time to probe every endpoint on the last scrape.")
-        families = [up, serving, duration, failures, served, engine_info, version_info, changes, since, healthy,
-                    configured, round_time]
-        if results is None:
-            return families
-
+    def _samples(self, results: list[ProbeResult]) -> list[Sample]:
+        out: list[Sample] = []
         per_model: dict[tuple[str, str], list[int]] = {}
         for result in results:
             ep = result.endpoint
-            key = [ep.name, ep.model, ep.role, endpoint_hostname(ep)]
-            up.add_metric(key, float(result.healthy))
-            serving.add_metric(key, float(result.healthy and result.serves_model))
-            duration.add_metric([ep.name], result.duration)
+            key = {"endpoint": ep.name, "model_name": ep.model, "role": ep.role, "hostname": endpoint_hostname(ep)}
+            out.append(Sample("engine_up", key, float(result.healthy)))
+            out.append(Sample("engine_model_served", key, float(result.healthy and result.serves_model)))
+            out.append(Sample("engine_probe_duration_seconds", {"endpoint": ep.name}, result.duration))
             for served_model, max_len in result.served_models.items():
                 if max_len is not None:
-                    served.add_metric([ep.name, served_model], float(max_len))
+                    out.append(Sample("engine_served_model_max_length_tokens",
+                                      {"endpoint": ep.name, "served_model": served_model}, float(max_len)))
             counts = per_model.setdefault((ep.model, ep.role), [0, 0])
             counts[0] += int(result.healthy and result.serves_model)
             counts[1] += 1
         for endpoint in self.endpoints:
             name, model = endpoint.name, endpoint.model
             if name in self._engine_versions:
-                engine_info.add_metric([name, self._engine_versions[name]], 1.0)
+                out.append(Sample("engine_info", {"endpoint": name, "engine_version": self._engine_versions[name]}, 1))
             if name in self._versions.current:
                 version, source = self._versions.current[name]
-                version_info.add_metric([name, model, version, source], 1.0)
-                since.add_metric([name, model], self._versions.since[name])
-            changes.add_metric([name, model], float(self._versions.changes[name]))
+                labels = {"endpoint": name, "model_name": model}
+                out.append(Sample("model_version_info", {**labels, "version": version, "source": source}, 1.0))
+                out.append(Sample("model_version_since_timestamp_seconds", labels, self._versions.since[name]))
+            out.append(Sample("model_version_changes", {"endpoint": name, "model_name": model},
+                              float(self._versions.changes[name])))
         for (name, reason), count in sorted(self._failures.items()):
-            failures.add_metric([name, reason], float(count))
+            out.append(Sample("engine_probe_failures", {"endpoint": name, "reason": reason}, float(count)))
         for (model, role), (ok, total) in sorted(per_model.items()):
-            healthy.add_metric([model, role], float(ok))
-            configured.add_metric([model, role], float(total))
-        round_time.add_metric([], self._last_round)
-        return families
-
+            out.append(Sample("model_healthy_endpoints", {"model_name": model, "role": role}, float(ok)))
+            out.append(Sample("model_configured_endpoints", {"model_name": model, "role": role}, float(total)))
+        out.append(Sample("engine_exporter_probe_round_seconds", {}, self._last_round))
+        return out

@@ -1,35 +1,18 @@
-"""`inferwatch engine-exporter`: wire config to the collector and serve /metrics."""
+"""`inferwatch engine-exporter`: the engine collector served on /metrics through the kit."""
 
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass
-from typing import Any
 
 from inferwatch.config import EngineExporterConfig
 from inferwatch.exporters.engine.collector import EngineCollector
-from inferwatch.exporters.http import serve
+from inferwatch.kit.exporter import Exporter, serve
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunningEngineExporter:
-    collector: EngineCollector
-    server: Any
-    thread: threading.Thread
-    port: int
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.collector.close()
-
-
-def start(config: EngineExporterConfig) -> RunningEngineExporter:
-    collector = EngineCollector(config)
-    server, thread, port = serve(collector, config.listen_address, config.port)
-    log.info("engine exporter on http://%s:%d/metrics probing %d endpoint(s)", config.listen_address, port,
-             len(config.endpoints))
-    return RunningEngineExporter(collector, server, thread, port)
+def start(config: EngineExporterConfig) -> Exporter:
+    """Start serving in background threads; the caller owns the returned handle."""
+    exporter = serve(EngineCollector(config), config.listen_address, config.port)
+    log.info("engine exporter on %s probing %d endpoint(s)", exporter.url, len(config.endpoints))
+    return exporter

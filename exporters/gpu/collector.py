@@ -11,6 +11,8 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -20,34 +22,37 @@ import pynvml as nv
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from inferwatch.config import GpuExporterConfig
 from inferwatch.exporters.gpu.containers import ContainerResolver
-from inferwatch.exporters.gpu.metrics import DCGM_LABEL_NAMES, FAMILIES, FAMILY_LIST, PREFIX, Family, Sample
-from inferwatch.exporters.gpu.nvml import error_name
+from inferwatch.exporters.gpu.metrics import DCGM_LABEL_NAMES, FAMILIES, FAMILY_LIST, PREFIX, TABLE, GpuFamily, Sample
+from inferwatch.exporters.gpu.nvml import error_name, load_backend
 from inferwatch.exporters.gpu.reader import DeviceReader
 from inferwatch.exporters.gpu.xid import XidWatcher
+from inferwatch.kit.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 
 INIT_RETRY_SECONDS = 30.0
 
 
+def default_hostname(config: GpuExporterConfig) -> str:
+    return config.hostname or os.environ.get("NODE_NAME") or socket.gethostname()
+
+
 class GpuCollector(Collector):
-    def __init__(
-        self,
-        nvml: Any,
-        hostname: str,
-        naming: str = "inferwatch",
-        timeout_seconds: float = 5.0,
-        xid_events: bool = True,
-        containers: ContainerResolver | None = None,
-        max_containers_per_gpu: int = 32,
-    ):
-        self.nv = nvml
-        self.naming = naming
-        self.timeout = timeout_seconds
-        self.xid = XidWatcher(nvml) if xid_events else None
+    """Built from its config section; `nvml` defaults to the real driver (or `config.simulate`)."""
+
+    def __init__(self, config: GpuExporterConfig, nvml: Any = None):
+        self.config = config
+        self.nv = nvml if nvml is not None else load_backend(config.simulate)
+        self.naming = config.naming
+        self.timeout = config.nvml_timeout_seconds
+        self.self_metrics = SelfMetrics("gpu")
+        self.xid = XidWatcher(self.nv) if config.xid_events else None
+        containers = (ContainerResolver(config.proc_root, config.docker_socket)
+                      if config.process_attribution else None)
         self.reader = DeviceReader(
-            nvml, hostname, containers, max_containers_per_gpu,
+            self.nv, default_hostname(config), self.self_metrics, containers, config.max_containers_per_gpu,
             xid_samples=self.xid.samples if self.xid else None,
         )
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nvml")
@@ -56,7 +61,6 @@ class GpuCollector(Collector):
         self._initialised = False
         self._init_error = ""
         self._next_init = 0.0
-        self._scrapes = 0
         self._timeouts = 0
         self._last_duration = 0.0
         self._driver_version = ""
@@ -72,8 +76,6 @@ class GpuCollector(Collector):
                     yield Metric(name, family.help, kind)
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            self._scrapes += 1
         samples = self._fresh_samples() + self._self_samples()
         yield from render(samples, self.naming, self._driver_version)
 
@@ -100,7 +102,7 @@ class GpuCollector(Collector):
             return []
         except Exception:  # a bug must not take the exporter down: log it and count it
             log.exception("GPU collection failed")
-            self.reader.count_error("collect", RuntimeError())
+            self.self_metrics.error("collect", "RuntimeError")
             return []
 
     def _read(self) -> list[Sample]:
@@ -133,23 +135,20 @@ class GpuCollector(Collector):
 
     def _self_samples(self) -> list[Sample]:
         with self._lock:
-            scrapes, timeouts = self._scrapes, self._timeouts
+            timeouts = self._timeouts
         out = [
             Sample("exporter_nvml_up", {"error": self._init_error}, float(self._initialised)),
             Sample("exporter_devices", {}, float(self.reader.device_count)),
             Sample("exporter_collect_duration_seconds", {}, self._last_duration),
-            Sample("exporter_scrapes", {}, float(scrapes)),
             Sample("exporter_collect_timeouts", {}, float(timeouts)),
         ]
         if self.xid:
             out.append(Sample("exporter_xid_watcher_up", {}, float(self.xid.running)))
-        for (probe, error), count in sorted(self.reader.errors_snapshot().items()):
-            out.append(Sample("exporter_errors", {"probe": probe, "error": error}, float(count)))
         for index, device in sorted(self.reader.devices.items()):
             out.append(Sample("exporter_unsupported_probes", {"gpu": str(index)}, float(len(device.unsupported))))
         return out
 
-    def _names_for(self, family: Family) -> list[tuple[str, str]]:
+    def _names_for(self, family: GpuFamily) -> list[tuple[str, str]]:
         if self.naming == "dcgm" and family.dcgm is not None:
             if isinstance(family.dcgm, str):
                 return [(family.dcgm, "gauge")]
@@ -160,19 +159,20 @@ class GpuCollector(Collector):
 
 
 def render(samples: list[Sample], naming: str, driver_version: str = "") -> list[Metric]:
-    """Group samples into metric families under the chosen naming."""
+    """Group samples into metric families: the kit table for our names, DCGM's names on request."""
+    if naming != "dcgm":
+        return TABLE.render(s for s in samples if not FAMILIES[s.family].dcgm_only)
     families: dict[str, Metric] = {}
     for sample in samples:
         family = FAMILIES[sample.family]
         labels, value = dict(sample.labels), sample.value
-        if naming == "dcgm" and family.dcgm is not None:
+        if family.dcgm is not None:
             name = family.dcgm if isinstance(family.dcgm, str) else family.dcgm(labels)
             value *= family.dcgm_scale
             labels = _dcgm_labels(labels, driver_version) if family.per_gpu else labels
             # dcgm-exporter's counters carry no `_total`; the text format would add one to a
             # counter's HELP/TYPE, so they are typed gauge here (PromQL does not care).
-            kind = "gauge"
-            sample_name = name
+            kind, sample_name = "gauge", name
         elif family.dcgm_only:
             continue
         else:

@@ -1,15 +1,19 @@
 """The GPU exporter's metric families, and how each renders in inferwatch or DCGM naming.
 
-Readers produce `Sample`s keyed by the *inferwatch* family name in base units; rendering picks
-the exposed name, unit and label names. Keeping the table here means `describe()` can list
-every family without touching NVML, and the DCGM mode is one lookup per family.
+Readers produce kit `Sample`s keyed by the *inferwatch* family name in base units; rendering
+picks the exposed name, unit and label names. The table is the kit's `FamilyTable`, so
+`describe()` lists every family without touching NVML, and the DCGM mode is one lookup per family.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any
+
+from inferwatch.kit.families import Family, FamilyTable, Kind, Sample
+
+__all__ = ["FAMILIES", "FAMILY_LIST", "GPU_LABELS", "PREFIX", "TABLE", "GpuFamily", "Sample"]
 
 PREFIX = "inferwatch_gpu_"
 
@@ -22,23 +26,21 @@ DCGM_LABEL_NAMES = {"uuid": "UUID", "model": "modelName", "hostname": "Hostname"
 MIB = 1024 * 1024
 
 
-class Sample(NamedTuple):
-    family: str  # key into FAMILIES
-    labels: dict[str, str]
-    value: float
-
-
 @dataclass(frozen=True)
-class Family:
-    name: str  # inferwatch name without PREFIX and without `_total`
-    kind: str  # "gauge" | "counter"
-    help: str
-    labels: tuple[str, ...] = ()  # beyond GPU_LABELS
+class GpuFamily(Family):
+    """A kit family plus how it renders in dcgm-exporter naming."""
+
     per_gpu: bool = True
     # DCGM naming: a fixed name, or a function of the sample's extra labels; None = keep ours.
     dcgm: str | Callable[[dict[str, str]], str] | None = None
     dcgm_scale: float = 1.0  # multiply our base-unit value to get DCGM's unit
     dcgm_only: bool = False  # exists only to mirror a DCGM family (e.g. bitmask)
+
+
+def _F(name: str, kind: Kind, help: str, labels: tuple[str, ...] = (), per_gpu: bool = True,
+       **dcgm: Any) -> GpuFamily:
+    """Per-GPU families carry the identity labels first, then their own."""
+    return GpuFamily(name, kind, help, (*GPU_LABELS, *labels) if per_gpu else labels, per_gpu=per_gpu, **dcgm)
 
 
 def _dcgm_ecc(labels: dict[str, str]) -> str:
@@ -54,7 +56,6 @@ def _dcgm_by_label(label: str, names: dict[str, str]) -> Callable[[dict[str, str
     return pick
 
 
-_F = Family
 FAMILY_LIST: list[Family] = [
     _F("up", "gauge", "1 if the GPU answered NVML on the last collection, 0 if it is lost or failing."),
     _F("utilization_ratio", "gauge", "Fraction of time a kernel was running on the GPU.",
@@ -130,19 +131,19 @@ FAMILY_LIST: list[Family] = [
        labels=("container_id", "container_name", "pod_uid")),
     _F("driver_info", "gauge", "Driver, CUDA and NVML versions (value 1).",
        labels=("driver_version", "cuda_version", "nvml_version"), per_gpu=False),
-    # The exporter's own health.
+    # The exporter's own health, beyond the kit's self-metrics.
     _F("exporter_nvml_up", "gauge", "1 if NVML is initialised; 0 with the reason as `error`.",
        labels=("error",), per_gpu=False),
     _F("exporter_devices", "gauge", "GPUs NVML reports.", per_gpu=False),
     _F("exporter_collect_duration_seconds", "gauge", "Wall time of the last NVML collection.",
        per_gpu=False),
-    _F("exporter_scrapes", "counter", "Scrapes served.", per_gpu=False),
-    _F("exporter_errors", "counter", "NVML call failures by probe and error class.",
-       labels=("probe", "error"), per_gpu=False),
     _F("exporter_collect_timeouts", "counter",
        "Scrapes that gave up waiting for NVML (a hung driver call).", per_gpu=False),
     _F("exporter_unsupported_probes", "gauge",
        "Probes learned as unsupported on this GPU (not retried).", labels=("gpu",), per_gpu=False),
     _F("exporter_xid_watcher_up", "gauge", "1 while the XID event thread is running.", per_gpu=False),
 ]
-FAMILIES: dict[str, Family] = {f.name: f for f in FAMILY_LIST}
+TABLE = FamilyTable(PREFIX, FAMILY_LIST)
+FAMILIES: dict[str, GpuFamily] = {f.name: f for f in FAMILY_LIST}
+# The kit's self-metrics (inferwatch_gpu_exporter_scrapes_total, ..._errors_total{stage,error}
+# with stage = the NVML probe) come from `SelfMetrics("gpu")`, not from this table.

@@ -2,14 +2,12 @@
 
 Policy per NVML error (see docs/architecture.md): unsupported -> remembered per (GPU, probe) and
 never asked again; GPU lost -> that GPU is `up 0` and skipped; anything else -> counted in
-`exporter_errors_total{probe,error}` and the next probe runs.
+`exporter_errors_total{stage,error}` (stage = the probe) and the next probe runs.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +17,7 @@ import pynvml as nv
 from inferwatch.exporters.gpu.containers import ContainerResolver
 from inferwatch.exporters.gpu.metrics import Sample
 from inferwatch.exporters.gpu.nvml import LOST_CODES, UNSUPPORTED_CODES, error_name, text
+from inferwatch.kit.selfmetrics import SelfMetrics
 
 # (field id, family, extra labels, scale to base unit). One nvmlDeviceGetFieldValues call each round.
 FIELDS: list[tuple[int, str, dict[str, str], float]] = [
@@ -92,6 +91,7 @@ class DeviceReader:
         self,
         nvml: Any,
         hostname: str,
+        self_metrics: SelfMetrics,
         containers: ContainerResolver | None = None,
         max_containers_per_gpu: int = 32,
         xid_samples: Callable[[str, dict[str, str]], list[Sample]] | None = None,
@@ -101,10 +101,9 @@ class DeviceReader:
         self.containers = containers
         self.max_containers = max_containers_per_gpu
         self.xid_samples = xid_samples
+        self.self_metrics = self_metrics
         self.devices: dict[int, _Device] = {}
-        self.errors: Counter[tuple[str, str]] = Counter()
         self.device_count = 0
-        self._errors_lock = threading.Lock()
 
     # -- one collection ------------------------------------------------------------------
     def read(self) -> list[Sample]:
@@ -281,23 +280,27 @@ class DeviceReader:
         slots = self._call(dev, "mig_max_devices", self.nv.nvmlDeviceGetMaxMigDeviceCount, h) or 0
         for slot in range(slots):
             try:
-                mig = self._raw(self.nv.nvmlDeviceGetMigDeviceHandleByIndex, h, slot)
-            except nv.NVMLError as exc:
-                if exc.value in UNSUPPORTED_CODES:  # an empty slot, normal
-                    continue
-                raise
-            ids = {
-                "gpu_instance_id": str(self._raw(self.nv.nvmlDeviceGetGpuInstanceId, mig)),
-                "compute_instance_id": str(self._raw(self.nv.nvmlDeviceGetComputeInstanceId, mig)),
-            }
-            match = _MIG_PROFILE.search(text(self._raw(self.nv.nvmlDeviceGetName, mig)))
-            ids["profile"] = match.group(1) if match else ""
-            uuid = text(self._raw(self.nv.nvmlDeviceGetUUID, mig))
-            out.append(Sample("mig_instance_info", {**dev.labels, **ids, "mig_uuid": uuid}, 1.0))
-            mem = self._raw(self.nv.nvmlDeviceGetMemoryInfo, mig)
-            out.append(Sample("mig_memory_used_bytes", {**dev.labels, **ids}, float(mem.used)))
-            out.append(Sample("mig_memory_total_bytes", {**dev.labels, **ids}, float(mem.total)))
+                out += self._mig_slot(dev, h, slot)
+            except nv.NVMLError as exc:  # one broken MIG instance: count it, keep the GPU and the others
+                if exc.value not in UNSUPPORTED_CODES:  # unsupported = an empty slot, normal
+                    self.count_error("mig_device", exc)
         return out
+
+    def _mig_slot(self, dev: _Device, h: Any, slot: int) -> list[Sample]:
+        mig = self._raw(self.nv.nvmlDeviceGetMigDeviceHandleByIndex, h, slot)
+        ids = {
+            "gpu_instance_id": str(self._raw(self.nv.nvmlDeviceGetGpuInstanceId, mig)),
+            "compute_instance_id": str(self._raw(self.nv.nvmlDeviceGetComputeInstanceId, mig)),
+        }
+        match = _MIG_PROFILE.search(text(self._raw(self.nv.nvmlDeviceGetName, mig)))
+        ids["profile"] = match.group(1) if match else ""
+        uuid = text(self._raw(self.nv.nvmlDeviceGetUUID, mig))
+        mem = self._raw(self.nv.nvmlDeviceGetMemoryInfo, mig)
+        return [
+            Sample("mig_instance_info", {**dev.labels, **ids, "mig_uuid": uuid}, 1.0),
+            Sample("mig_memory_used_bytes", {**dev.labels, **ids}, float(mem.used)),
+            Sample("mig_memory_total_bytes", {**dev.labels, **ids}, float(mem.total)),
+        ]
 
     def _processes(self, dev: _Device, h: Any) -> list[Sample]:
         if self.containers is None:
@@ -354,10 +357,5 @@ class DeviceReader:
             return None
 
     def count_error(self, probe: str, exc: BaseException) -> None:
-        with self._errors_lock:
-            self.errors[(probe, error_name(exc))] += 1
-
-    def errors_snapshot(self) -> dict[tuple[str, str], int]:
-        """A copy of the error counts, safe to read from the scrape thread."""
-        with self._errors_lock:
-            return dict(self.errors)
+        """NVML failures are the kit's `errors_total{stage=<probe>, error=<NVML error>}`."""
+        self.self_metrics.error(probe, error_name(exc))

@@ -1,4 +1,4 @@
-"""`inferwatch demo`: the whole stack on loopback, so an operator sees the suite work end to end.
+"""The local demo stack (lab): the whole suite on loopback, so an operator sees the suite work end to end.
 
 It builds the tiny model, starts a real vLLM (CPU build) with the inferwatch plugin, the engine
 exporter, the GPU exporter on simulated GPUs, a real Prometheus scraping all of them and a real
@@ -8,28 +8,54 @@ Ctrl-C (or `--duration`) and stops everything it started.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from inferwatch.cli import wait_for_signal
+import yaml
+
 from inferwatch.config import EndpointConfig, EngineExporterConfig, InferwatchConfig
 from inferwatch.exporters.gpu import server as gpu_server
-from inferwatch.stack import Alertmanager, Prometheus, StackError, free_port
+from inferwatch.kit.commands import wait_for_signal
+from inferwatch.lab.sink import WebhookSink
+from inferwatch.lab.stack import Alertmanager, Prometheus, StackError, free_port
 
+HELP = "run the local demo stack (vLLM, exporters, Prometheus, Alertmanager)"
 DEMO_SCENARIO = "h100x2"
 MODEL = "tiny-llama"
-PLUGIN_CONFIG = "vllm_plugin:\n  ttft_slo_seconds: {ttft}\n  tpot_slo_seconds: {tpot}\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", help="where configs, data and logs go (default: a new temp dir)")
+    parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0 = until Ctrl-C)")
+    parser.add_argument("--no-engine", action="store_true", help="skip vLLM and the engine exporter (GPU only)")
+    parser.add_argument("--load-seconds", type=float, default=15, help="seconds of injected load (default 15)")
+
+
+def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
+    return run_demo(config, workdir=args.workdir, duration=args.duration, engine=not args.no_engine,
+                    load_seconds=args.load_seconds)
 
 
 def run_demo(config: InferwatchConfig, workdir: str | None = None, duration: float = 0, engine: bool = True,
              load_seconds: float = 15) -> int:
+    """Start everything, print what Prometheus sees, wait; whatever happens, stop all it started."""
     root = Path(workdir or tempfile.mkdtemp(prefix="inferwatch-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"inferwatch demo: working in {root}", flush=True)
     started: list[Any] = []
+    try:
+        return _run(config, root, duration, engine, load_seconds, started)
+    finally:
+        _stop_all(started)
+        print("inferwatch demo: stopped everything it started.", flush=True)
+
+
+def _run(config: InferwatchConfig, root: Path, duration: float, engine: bool, load_seconds: float,
+         started: list[Any]) -> int:
     try:
         jobs = _start_components(config, root, engine, started)
         sink = WebhookSink().start()
@@ -55,10 +81,8 @@ def run_demo(config: InferwatchConfig, workdir: str | None = None, duration: flo
               flush=True)
     except (StackError, RuntimeError, OSError) as exc:
         print(f"inferwatch demo: {exc}")
-        _stop_all(started)
         return 1
-    wait_for_signal(lambda: _stop_all(started), timeout=duration or None)
-    print("inferwatch demo: stopped everything it started.")
+    wait_for_signal(lambda: None, timeout=duration or None)
     return 0
 
 
@@ -74,15 +98,15 @@ def _start_components(config: InferwatchConfig, root: Path, engine: bool, starte
     if not engine:
         return jobs
 
-    from inferwatch.engine import runtime
-    from inferwatch.engine.server import VllmServer
     from inferwatch.exporters.engine import server as engine_server
+    from inferwatch.lab.engine import runtime
+    from inferwatch.lab.engine.server import VllmServer
 
     print("  vLLM            preparing the engine venv and tiny model (first run: a few minutes) ...", flush=True)
     runtime.ensure_venv()
-    plugin = root / "inferwatch-plugin.yaml"
-    plugin.write_text(PLUGIN_CONFIG.format(ttft=config.vllm_plugin.ttft_slo_seconds,
-                                           tpot=config.vllm_plugin.tpot_slo_seconds))
+    plugin = root / "inferwatch-plugin.yaml"  # the plugin reads its SLO targets from the same settings
+    plugin.write_text(yaml.safe_dump({"slo": dataclasses.asdict(config.slo),
+                                      "vllm_plugin": dataclasses.asdict(config.vllm_plugin)}))
     vllm = VllmServer(runtime.ensure_tiny_model(0), root / "vllm", MODEL, env={"INFERWATCH_CONFIG": str(plugin)})
     vllm.start()
     started.append(vllm)
@@ -123,54 +147,12 @@ def _write_rules(folder: Path) -> list[str]:
 
 def _alertmanager_config(webhook_url: str) -> dict:
     """The shipped routing tree with every receiver redirected to the demo's loopback sink."""
-    import yaml
+    from inferwatch import assets
+    from inferwatch.lab.stack import redirect_receivers
 
-    from inferwatch.engine.runtime import project_root
-    from inferwatch.stack import default_alertmanager_config, redirect_receivers
-
-    root = project_root()
-    shipped = root / "alerts" / "alertmanager" / "alertmanager.yml" if root else None
-    config = yaml.safe_load(shipped.read_text()) if shipped and shipped.exists() else default_alertmanager_config()
+    config = yaml.safe_load(assets.alertmanager_config())
     config["route"] = {**config["route"], "group_wait": "5s", "group_interval": "30s"}
     return redirect_receivers(config, webhook_url)
-
-
-class WebhookSink:
-    """A loopback Alertmanager webhook receiver that prints each notification."""
-
-    def __init__(self) -> None:
-        import http.server
-        import json
-        import threading
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                for alert in body.get("alerts", []):
-                    labels = alert.get("labels", {})
-                    print(f"  [notification -> {self.path.strip('/')}] {alert.get('status')}: "
-                          f"{labels.get('alertname')} {labels.get('model_name') or labels.get('hostname') or ''}",
-                          flush=True)
-                self.send_response(200)
-                self.end_headers()
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> WebhookSink:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def print_summary(prometheus: Prometheus) -> None:

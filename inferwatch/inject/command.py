@@ -1,23 +1,20 @@
-"""Argument parsing and wiring for `inferwatch inject`."""
+"""Open-loop load and fault injection against an OpenAI-compatible endpoint; client-side latency report."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 import urllib.request
 
 from inferwatch.inject import faults, schedule
-from inferwatch.inject.client import Target
-from inferwatch.inject.runner import format_report, run
+from inferwatch.kit.commands import EXIT_USAGE, CommandError
+
+HELP = "open-loop load and fault injection against an OpenAI-compatible endpoint"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inject", help="open-loop load and fault injection against an OpenAI-compatible endpoint",
-                       description="Send open-loop load (Poisson or a replayed trace) and named faults; "
-                       "print client-side TTFT/TPOT/e2e percentiles, throughput and errors.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8000")
     p.add_argument("--model", help="model name (default: the first one /v1/models lists)")
     load = p.add_argument_group("load")
@@ -47,7 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--text-prompts", action="store_true", help="send text prompts instead of token ids")
     out.add_argument("--no-vllm-extensions", action="store_true", help="do not send ignore_eos")
     out.add_argument("--auth-header-env", help="env var holding an Authorization header value")
-    p.set_defaults(run=main)
 
 
 def _models(url: str, headers: dict[str, str]) -> list[dict]:
@@ -56,19 +52,23 @@ def _models(url: str, headers: dict[str, str]) -> list[dict]:
         return json.load(response).get("data", [])
 
 
-def main(args: argparse.Namespace, config) -> int:
+def run(args: argparse.Namespace, config) -> int:
+    import asyncio
+
+    from inferwatch.inject.client import Target
+    from inferwatch.inject.runner import format_report
+    from inferwatch.inject.runner import run as run_load
+
     auth = os.environ.get(args.auth_header_env) if args.auth_header_env else None
     model, max_len = args.model, args.max_model_len
     if model is None or max_len is None:
         try:
             listed = _models(args.url, {"Authorization": auth} if auth else {})
         except OSError as exc:
-            print(f"inferwatch inject: cannot read {args.url}/v1/models: {exc}", file=sys.stderr)
-            return 1
+            raise CommandError(f"inject: cannot read {args.url}/v1/models: {exc}") from None
         entry = next((m for m in listed if model in (None, m.get("id"))), None)
         if entry is None:
-            print(f"inferwatch inject: model {model!r} not served at {args.url}", file=sys.stderr)
-            return 1
+            raise CommandError(f"inject: model {model!r} not served at {args.url}")
         model = model or entry["id"]
         max_len = max_len or entry.get("max_model_len") or 4096
     try:
@@ -78,8 +78,7 @@ def main(args: argparse.Namespace, config) -> int:
         else:
             arrivals = schedule.poisson(args.rate, args.duration, args.prompt_tokens, args.output_tokens, args.seed)
     except (OSError, ValueError) as exc:
-        print(f"inferwatch inject: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(f"inject: {exc}", EXIT_USAGE) from None
     outage = None
     if args.fault:
         arrivals = faults.apply(args.fault, arrivals, args.seed, args.fault_factor)
@@ -90,7 +89,7 @@ def main(args: argparse.Namespace, config) -> int:
                     auth_header=auth, timeout=args.timeout)
     print(f"inferwatch inject: {len(arrivals)} requests to {args.url} ({model})"
           + (f", fault {args.fault}" if args.fault else ""), file=sys.stderr)
-    report = asyncio.run(run(arrivals, target, args.concurrency, not args.no_progress, outage))
+    report = asyncio.run(run_load(arrivals, target, args.concurrency, not args.no_progress, outage))
     summary = report.summary()
     print(format_report(summary))
     if args.json:
@@ -100,6 +99,6 @@ def main(args: argparse.Namespace, config) -> int:
 
 
 def _engine_hooks(name: str) -> faults.OutageHooks:
-    from inferwatch.engine import control
+    from inferwatch.lab.engine import control  # the drill drives an inferwatch-managed engine
 
     return faults.OutageHooks(stop=lambda: control.down(name), start=lambda: control.restart(name))

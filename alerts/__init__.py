@@ -1,0 +1,1 @@
+"""Alert rules (rendered from the mixin) and Alertmanager routing, shipped as package data."""

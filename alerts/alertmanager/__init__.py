@@ -1,0 +1,1 @@
+"""Alertmanager routing shipped as package data."""

@@ -1,0 +1,1 @@
+"""Grafana dashboards (grafanalib sources and rendered JSON), shipped as package data."""

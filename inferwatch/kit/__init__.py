@@ -1,0 +1,1 @@
+"""The component kit: metric-family table, self-metrics, exporter handle, CLI conventions."""

@@ -1,0 +1,34 @@
+"""Optional dependencies: imported when used, with one line naming the extra when missing."""
+
+from __future__ import annotations
+
+import importlib.util
+
+# extra -> the modules it provides (import names)
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "docker": ("docker",),
+    "inject": ("aiohttp",),
+    "rules": ("_jsonnet",),
+    "demo": ("aiohttp", "_jsonnet"),
+}
+
+
+class MissingExtra(Exception):
+    """A command needs an extra that is not installed."""
+
+    def __init__(self, extra: str):
+        super().__init__(extra)
+        self.extra = extra
+
+    def message(self, command: str) -> str:
+        return f"{command} needs the '{self.extra}' extra: pip install 'inferwatch[{self.extra}]'"
+
+
+def installed(extra: str) -> bool:
+    return all(importlib.util.find_spec(module) is not None for module in EXTRAS[extra])
+
+
+def require(extra: str) -> None:
+    """Raise MissingExtra unless every module of `extra` can be imported."""
+    if not installed(extra):
+        raise MissingExtra(extra)

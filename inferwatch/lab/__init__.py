@@ -1,0 +1,1 @@
+"""The lab: demo, Prometheus/Alertmanager harness, managed vLLM, fakes. Production code never imports it."""

@@ -1,0 +1,1 @@
+"""Recording rules (rendered from the mixin), shipped as package data."""
