@@ -2,7 +2,8 @@
 
 Each command module follows `inferwatch.kit.commands` (HELP, add_arguments, run). Parsing imports
 only those light modules; a command's heavy dependencies are imported when it runs, and a
-missing optional dependency is reported as the extra to install.
+missing optional dependency is reported as the extra to install. The lab's commands (`engine`,
+`demo`) are named here by module path; only their argument definitions load until they run.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ COMMANDS = (
     Command("inject", "inferwatch.inject.command", extra="inject"),
     Command("rules", "inferwatch.rules"),
     Command("engine", "inferwatch.lab.engine.command"),
-    Command("demo", "inferwatch.lab.demo", extra="demo"),
+    Command("demo", "inferwatch.lab.demo_command", extra="demo"),
 )
 
 

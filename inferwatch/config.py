@@ -6,12 +6,15 @@ file, the line and the dotted key. The first error wins: operators fix one thing
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
+import math
 import os
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -28,6 +31,41 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
+Problem = tuple[str, str] | None  # (key, message) from a section's check()
+MAX_TIMEOUT_SECONDS = 300.0
+
+
+def first_problem(*problems: Problem) -> Problem:
+    return next((p for p in problems if p), None)
+
+
+def check_port(key: str, value: int) -> Problem:
+    return None if 0 <= value <= 65535 else (key, f"must be a port number between 0 and 65535; got {value}")
+
+
+def check_seconds(key: str, value: float, most: float = MAX_TIMEOUT_SECONDS) -> Problem:
+    """A duration that must be positive and finite (NaN and .inf included)."""
+    if not (math.isfinite(value) and 0 < value <= most):
+        return key, f"must be a number of seconds greater than 0 and at most {most:g}; got {value!r}"
+    return None
+
+
+def check_at_least(key: str, value: int, least: int) -> Problem:
+    return None if value >= least else (key, f"must be at least {least}; got {value}")
+
+
+def check_http_url(key: str, value: str) -> Problem:
+    """An http(s) URL with a host: what the probes can actually request."""
+    try:
+        parsed = urllib.parse.urlsplit(value)
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return key, f"not a valid URL ({exc}): {_clip(value)}"
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return key, f"must be an http:// or https:// URL with a host; got {_clip(value)}"
+    return None
+
+
 @dataclass
 class GpuExporterConfig:
     listen_address: str = "0.0.0.0"
@@ -42,6 +80,13 @@ class GpuExporterConfig:
     proc_root: str = "/proc"
     simulate: str | None = None
 
+    def check(self) -> Problem:
+        return first_problem(
+            check_port("port", self.port),
+            check_seconds("nvml_timeout_seconds", self.nvml_timeout_seconds),
+            check_at_least("max_containers_per_gpu", self.max_containers_per_gpu, 1),
+        )
+
 
 @dataclass
 class EndpointConfig:
@@ -55,6 +100,13 @@ class EndpointConfig:
     # The node the engine runs on, as the GPU exporter's `hostname` label (default: the URL's host).
     hostname: str | None = None
 
+    def check(self) -> Problem:
+        return first_problem(
+            None if self.name else ("name", "must not be empty"),
+            None if self.model else ("model", "must not be empty"),
+            check_http_url("base_url", self.base_url),
+        )
+
 
 @dataclass
 class EngineExporterConfig:
@@ -64,14 +116,14 @@ class EngineExporterConfig:
     probe_timeout_seconds: float = 0.8
     endpoints: list[EndpointConfig] = field(default_factory=list)
 
-    def check(self) -> tuple[str, str] | None:
-        names = [e.name for e in self.endpoints]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+    def check(self) -> Problem:
+        counts = collections.Counter(e.name for e in self.endpoints)  # linear, whatever the count
+        duplicates = sorted(name for name, n in counts.items() if n > 1)
         if duplicates:
-            return "endpoints", f"endpoint names must be unique; repeated: {', '.join(duplicates)}"
-        if self.probe_timeout_seconds <= 0:
-            return "probe_timeout_seconds", "must be greater than 0"
-        return None
+            shown = ", ".join(_clip(d).strip("'") for d in duplicates[:10]) + (", ..." if len(duplicates) > 10 else "")
+            return "endpoints", f"endpoint names must be unique; repeated: {shown}"
+        return first_problem(check_port("port", self.port),
+                             check_seconds("probe_timeout_seconds", self.probe_timeout_seconds, most=60.0))
 
 
 @dataclass
@@ -79,6 +131,9 @@ class VllmPluginConfig:
     """The vLLM stat-logger plugin; its SLO targets come from the `slo` section."""
 
     max_lora_adapters: int = 32
+
+    def check(self) -> Problem:
+        return check_at_least("max_lora_adapters", self.max_lora_adapters, 0)
 
 
 # vLLM's histogram bucket bounds: an SLO latency threshold must be one of them, because the rules
@@ -101,18 +156,16 @@ class SloTargets:
     ttft_sla_seconds: float = 2.0  # p95 TTFT is never allowed above this; crossing it is critical
     itl_sla_seconds: float = 0.2
 
-    def check(self) -> tuple[str, str] | None:
+    def check(self) -> Problem:
         for name in ("availability_target", "ttft_target", "itl_target"):
             if not 0 < getattr(self, name) < 1:
-                return name, "must be between 0 and 1 (exclusive)"
+                return name, f"must be between 0 and 1 (exclusive); got {getattr(self, name)!r}"
         for name, buckets in (("ttft_seconds", VLLM_TTFT_BUCKETS), ("itl_seconds", VLLM_ITL_BUCKETS)):
             if getattr(self, name) not in buckets:
                 allowed = ", ".join(f"{b:g}" for b in buckets)
                 return name, f"must be one of vLLM's bucket bounds ({allowed}); got {getattr(self, name):g}"
-        for name in ("ttft_sla_seconds", "itl_sla_seconds"):
-            if getattr(self, name) <= 0:
-                return name, "must be greater than 0"
-        return None
+        return first_problem(*(check_seconds(name, getattr(self, name), most=3600.0)
+                               for name in ("ttft_sla_seconds", "itl_sla_seconds")))
 
 
 @dataclass
@@ -127,7 +180,7 @@ class ModelSlo:
     ttft_sla_seconds: float | None = None
     itl_sla_seconds: float | None = None
 
-    def check(self) -> tuple[str, str] | None:
+    def check(self) -> Problem:
         return SloTargets(**{**dataclasses.asdict(SloTargets()), **self.overrides()}).check()
 
     def overrides(self) -> dict[str, float]:
@@ -152,8 +205,10 @@ class SloConfig:
 class CostConfig:
     gpu_hour_price_usd: float = 2.5  # for cost per million tokens
 
-    def check(self) -> tuple[str, str] | None:
-        return ("gpu_hour_price_usd", "must not be negative") if self.gpu_hour_price_usd < 0 else None
+    def check(self) -> Problem:
+        if not (math.isfinite(self.gpu_hour_price_usd) and self.gpu_hour_price_usd >= 0):
+            return "gpu_hour_price_usd", f"must be a finite number, 0 or more; got {self.gpu_hour_price_usd!r}"
+        return None
 
 
 @dataclass
@@ -165,6 +220,11 @@ class InferwatchConfig:
     cost: CostConfig = field(default_factory=CostConfig)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config file is hand-written: anything larger is a mistake (or /dev/zero)
+MAX_NODES = 100_000  # bounds alias expansion ("billion laughs") and absurd files
+QUOTE_CHARS = 80  # an error quotes at most this much of the offending value
+
+
 def load_config(path: str | os.PathLike | None = None) -> InferwatchConfig:
     """Load and validate the config at `path`, `$INFERWATCH_CONFIG`, or return defaults."""
     path = path or os.environ.get(ENV_VAR)
@@ -172,49 +232,103 @@ def load_config(path: str | os.PathLike | None = None) -> InferwatchConfig:
         return InferwatchConfig()
     name = str(path)
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(name, None, "", "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(name, None, "", "is a directory, not a file") from None
     except OSError as exc:
         raise ConfigError(name, None, "", f"cannot read file ({exc.strerror})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(name, None, "", f"file is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(name, line, "", f"not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
     return parse_config(text, name)
 
 
 def parse_config(text: str, file: str = "<string>") -> InferwatchConfig:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ConfigError(file, line, "", f"invalid YAML: {exc.problem}") from None
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError(file, line, "", f"invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:  # e.g. a control character the reader rejects
+        raise ConfigError(file, None, "", f"invalid YAML: {_clip(str(exc))}") from None
     if node is None:
         return InferwatchConfig()
     return _Validator(file).build(InferwatchConfig, node, "")
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same nodes and marks, 5x faster
+
+
+@functools.cache
+def _schema(cls: type) -> tuple[dict[str, dataclasses.Field], dict[str, Any]]:
+    return {f.name: f for f in dataclasses.fields(cls)}, typing.get_type_hints(cls)
+
+
 _TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+_CORE = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "map", "seq")}
 
 
 class _Validator:
     def __init__(self, file: str):
         self.file = file
         self._constructor = yaml.SafeLoader("")
+        self._nodes = 0
 
     def error(self, node: yaml.Node, key: str, message: str) -> ConfigError:
         return ConfigError(self.file, node.start_mark.line + 1, key, message)
 
-    def build(self, cls: type, node: yaml.Node, key: str) -> Any:
+    def visit(self, node: yaml.Node, key: str) -> None:
+        """Checks every node passes before it is interpreted: size, tags."""
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise self.error(node, key, f"too many values (more than {MAX_NODES})")
+        if node.tag not in _PLAIN_TAGS:
+            raise self.error(node, key or "(top level)", f"YAML tags are not supported (got {_clip(node.tag)})")
+
+    def key_of(self, key_node: yaml.Node, parent: str) -> str:
+        if key_node.tag == _CORE + "merge":
+            raise self.error(key_node, parent or "(top level)", "YAML merge keys (<<) are not supported")
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _CORE + "str":
+            what = _describe(key_node) if not isinstance(key_node, yaml.ScalarNode) else _clip(key_node.value)
+            raise self.error(key_node, parent or "(top level)", f"keys must be plain strings, got {what}")
+        return key_node.value
+
+    def mapping(self, node: yaml.Node, key: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        """(name, key node, value node) of a mapping, with duplicate keys rejected."""
+        self.visit(node, key)
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, key or "(top level)", f"expected a mapping, got {_describe(node)}")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        hints = typing.get_type_hints(cls)
-        values: dict[str, Any] = {}
+        seen: dict[str, int] = {}
+        out = []
         for key_node, value_node in node.value:
-            name = self._constructor.construct_object(key_node)
-            dotted = f"{key}.{name}" if key else str(name)
+            name = self.key_of(key_node, key)
+            dotted = f"{key}.{name}" if key else name
+            if name in seen:
+                raise self.error(key_node, dotted, f"duplicate key (first given on line {seen[name]})")
+            seen[name] = key_node.start_mark.line + 1
+            out.append((name, key_node, value_node))
+        return out
+
+    def build(self, cls: type, node: yaml.Node, key: str) -> Any:
+        fields, hints = _schema(cls)
+        values: dict[str, Any] = {}
+        value_nodes: dict[str, yaml.Node] = {}
+        for name, key_node, value_node in self.mapping(node, key):
+            dotted = f"{key}.{name}" if key else name
             if name not in fields:
                 expected = ", ".join(fields)
                 raise self.error(key_node, dotted, f"unknown key (expected one of: {expected})")
             values[name] = self.convert(hints[name], value_node, dotted)
+            value_nodes[name] = value_node
         for f in fields.values():
             missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if missing and f.name not in values:
@@ -224,7 +338,8 @@ class _Validator:
         problem = built.check() if hasattr(built, "check") else None
         if problem:
             field_name, message = problem
-            raise self.error(node, f"{key}.{field_name}" if key else field_name, message)
+            where = value_nodes.get(field_name.split(".")[0].split("[")[0], node)
+            raise self.error(where, f"{key}.{field_name}" if key else field_name, message)
         return built
 
     def convert(self, hint: Any, node: yaml.Node, key: str) -> Any:
@@ -236,6 +351,7 @@ class _Validator:
             return self.convert(inner, node, key)
         if dataclasses.is_dataclass(hint):
             return self.build(hint, node, key)
+        self.visit(node, key)
         if origin in (list, dict) and _is_null(node):  # `models:` with every entry commented out
             return origin()
         if origin is list:
@@ -243,33 +359,41 @@ class _Validator:
                 raise self.error(node, key, f"expected a list, got {_describe(node)}")
             return [self.convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(node.value)]
         if origin is dict:
-            if not isinstance(node, yaml.MappingNode):
-                raise self.error(node, key, f"expected a mapping, got {_describe(node)}")
-            return {
-                self._constructor.construct_object(k): self.convert(args[1], v, f"{key}.{k.value}")
-                for k, v in node.value
-            }
+            self._nodes -= 1  # counted again by mapping()
+            return {name: self.convert(args[1], v, f"{key}.{name}") for name, _, v in self.mapping(node, key)}
         if not isinstance(node, yaml.ScalarNode):
             raise self.error(node, key, f"expected {_expected(hint)}, got {_describe(node)}")
-        value = self._constructor.construct_object(node)
+        if node.tag == _CORE + "str" and hint is str:
+            return node.value
+        try:
+            value = self._constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, OverflowError):
+            raise self.error(node, key, f"expected {_expected(hint)}, got {_clip(node.value)}") from None
         if origin is Literal:
             if value not in args:
                 allowed = ", ".join(str(a) for a in args)
-                raise self.error(node, key, f"must be one of: {allowed}; got {value!r}")
+                raise self.error(node, key, f"must be one of: {allowed}; got {_clip(value)}")
             return value
         if hint is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
-            raise self.error(node, key, f"expected {_expected(hint)}, got {value!r}")
+            raise self.error(node, key, f"expected {_expected(hint)}, got {_clip(value)}")
         return value
 
 
 def _is_null(node: yaml.Node) -> bool:
-    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+    return isinstance(node, yaml.ScalarNode) and node.tag == _CORE + "null"
 
 
 def _expected(hint: Any) -> str:
     return _TYPE_WORDS.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _clip(value: Any) -> str:
+    """repr() of a value, at most QUOTE_CHARS of it: a 10 MB mistake is not echoed whole."""
+    if isinstance(value, str) and len(value) > QUOTE_CHARS:
+        return f"{value[:QUOTE_CHARS]!r}... ({len(value)} characters)"
+    return repr(value)
 
 
 def _describe(node: yaml.Node) -> str:
@@ -277,4 +401,4 @@ def _describe(node: yaml.Node) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    return repr(node.value)
+    return _clip(node.value)

@@ -72,6 +72,10 @@ def test_plugin_goodput_moves_under_injected_load(prometheus, vllm_engine) -> No
         before, "inferwatch_vllm_slo_goodput_generation_tokens_total")
     assert judged == len(arrivals)
     assert 0 < good <= judged
+    # The kit's self-metrics, under the same names as every other component.
+    assert metric_value(after, "inferwatch_vllm_exporter_scrapes_total") >= 2
+    assert metric_value(after, "inferwatch_vllm_exporter_config_last_reload_success") == 1
+    assert metric_value(after, "inferwatch_vllm_exporter_errors_total") == 0
     assert tokens == 16 * good, "ignore_eos makes every output exactly 16 tokens"
     total = metric_value(after, "inferwatch_vllm_slo_goodput_requests_total")
     prometheus.wait_for_value('sum(inferwatch_vllm_slo_goodput_requests_total{job="vllm"})', lambda v: v >= total)

@@ -25,7 +25,14 @@ class MissingExtra(Exception):
 
 
 def installed(extra: str) -> bool:
-    return all(importlib.util.find_spec(module) is not None for module in EXTRAS[extra])
+    return all(_importable(module) for module in EXTRAS[extra])
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # sys.modules[module] is None: blocked, as Python documents for "not installed"
+        return False
 
 
 def require(extra: str) -> None:

@@ -8,7 +8,6 @@ Ctrl-C (or `--duration`) and stops everything it started.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import tempfile
@@ -23,21 +22,8 @@ from inferwatch.kit.commands import wait_for_signal
 from inferwatch.lab.sink import WebhookSink
 from inferwatch.lab.stack import Alertmanager, Prometheus, StackError, free_port
 
-HELP = "run the local demo stack (vLLM, exporters, Prometheus, Alertmanager)"
 DEMO_SCENARIO = "h100x2"
 MODEL = "tiny-llama"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workdir", help="where configs, data and logs go (default: a new temp dir)")
-    parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0 = until Ctrl-C)")
-    parser.add_argument("--no-engine", action="store_true", help="skip vLLM and the engine exporter (GPU only)")
-    parser.add_argument("--load-seconds", type=float, default=15, help="seconds of injected load (default 15)")
-
-
-def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
-    return run_demo(config, workdir=args.workdir, duration=args.duration, engine=not args.no_engine,
-                    load_seconds=args.load_seconds)
 
 
 def run_demo(config: InferwatchConfig, workdir: str | None = None, duration: float = 0, engine: bool = True,
