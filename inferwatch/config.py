@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 ENV_VAR = "INFERWATCH_CONFIG"
+T = typing.TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -79,6 +80,8 @@ class GpuExporterConfig:
     max_containers_per_gpu: int = 32
     proc_root: str = "/proc"
     simulate: str | None = None
+    # Prometheus' web-config format: TLS and basic auth on /metrics (like --web.config.file).
+    web_config_file: str | None = None
 
     def check(self) -> Problem:
         return first_problem(
@@ -115,6 +118,7 @@ class EngineExporterConfig:
     # One deadline for all of an endpoint's probe requests; keep it under the scrape timeout.
     probe_timeout_seconds: float = 0.8
     endpoints: list[EndpointConfig] = field(default_factory=list)
+    web_config_file: str | None = None  # TLS and basic auth on /metrics (Prometheus' web-config format)
 
     def check(self) -> Problem:
         counts = collections.Counter(e.name for e in self.endpoints)  # linear, whatever the count
@@ -230,6 +234,16 @@ def load_config(path: str | os.PathLike | None = None) -> InferwatchConfig:
     path = path or os.environ.get(ENV_VAR)
     if not path:
         return InferwatchConfig()
+    return parse_config(read_config_text(path), str(path))
+
+
+def load_section(path: str | os.PathLike, cls: type[T]) -> T:
+    """Load a file that is one dataclass at its top level (e.g. a web-config file), same rules."""
+    return parse_config(read_config_text(path), str(path), cls)
+
+
+def read_config_text(path: str | os.PathLike) -> str:
+    """The file as text: bounded in size, UTF-8 or a located error."""
     name = str(path)
     try:
         with open(path, "rb") as handle:
@@ -243,14 +257,13 @@ def load_config(path: str | os.PathLike | None = None) -> InferwatchConfig:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(name, None, "", f"file is larger than {MAX_CONFIG_BYTES // 1024} KiB")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(name, line, "", f"not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
-    return parse_config(text, name)
 
 
-def parse_config(text: str, file: str = "<string>") -> InferwatchConfig:
+def parse_config(text: str, file: str = "<string>", cls: type[T] = InferwatchConfig) -> T:  # type: ignore[assignment]
     try:
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
@@ -260,8 +273,8 @@ def parse_config(text: str, file: str = "<string>") -> InferwatchConfig:
     except yaml.YAMLError as exc:  # e.g. a control character the reader rejects
         raise ConfigError(file, None, "", f"invalid YAML: {_clip(str(exc))}") from None
     if node is None:
-        return InferwatchConfig()
-    return _Validator(file).build(InferwatchConfig, node, "")
+        return cls()
+    return _Validator(file).build(cls, node, "")
 
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same nodes and marks, 5x faster

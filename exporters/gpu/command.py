@@ -18,12 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--simulate", metavar="SCENARIO",
                         help="use a simulated NVML scenario instead of the driver (demo/testing); "
                         "see `inferwatch gpu-scenarios`")
+    parser.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                        help="TLS and basic auth, in Prometheus' web-config format")
 
 
 def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
     from inferwatch.exporters.gpu import server
 
-    cfg = dataclasses.replace(config.gpu_exporter, **overrides(args, "port", "listen_address", "naming", "simulate"))
+    cfg = dataclasses.replace(config.gpu_exporter, **overrides(args, "port", "listen_address", "naming", "simulate",
+                                                                "web_config_file"))
 
     def start() -> object:
         try:

@@ -8,13 +8,15 @@ from typing import Any
 from inferwatch.config import GpuExporterConfig
 from inferwatch.exporters.gpu.collector import GpuCollector
 from inferwatch.kit.exporter import Exporter, serve
+from inferwatch.kit.web import load_web_config
 
 log = logging.getLogger(__name__)
 
 
 def start(config: GpuExporterConfig, nvml: Any = None) -> Exporter:
     """Start serving in background threads; the caller owns the returned handle."""
-    exporter = serve(GpuCollector(config, nvml), config.listen_address, config.port)
+    web = load_web_config(config.web_config_file)  # before anything starts: a bad file is a config error
+    exporter = serve(GpuCollector(config, nvml), config.listen_address, config.port, web)
     log.info("GPU exporter on %s (naming=%s%s)", exporter.url, config.naming,
              f", simulated: {config.simulate}" if config.simulate else "")
     return exporter

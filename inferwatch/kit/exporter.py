@@ -6,9 +6,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import choose_encoder
 
 from inferwatch.kit.selfmetrics import ComponentCollector, InstrumentedCollector
+from inferwatch.kit.web import WebConfig, WebServer, serve_forever_in_thread
+
+LANDING = b"<html><head><title>inferwatch</title></head><body><a href=\"/metrics\">Metrics</a></body></html>\n"
 
 
 @dataclass
@@ -18,18 +22,19 @@ class Exporter:
     collector: Any
     address: str
     port: int
-    _server: Any
+    server: WebServer
     _thread: threading.Thread
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.address in ("0.0.0.0", "") else self.address
-        return f"http://{host}:{self.port}/metrics"
+        host = "127.0.0.1" if self.address in ("0.0.0.0", "", "::") else self.address
+        scheme = "https" if self.server.tls else "http"
+        return f"{scheme}://{host}:{self.port}/metrics"
 
     def stop(self) -> None:
         """Stop serving, then release the collector's threads and handles."""
-        self._server.shutdown()
-        self._server.server_close()
+        self.server.shutdown()
+        self.server.server_close()
         self.collector.close()
 
 
@@ -41,7 +46,18 @@ def registry_for(collector: ComponentCollector) -> CollectorRegistry:
     return registry
 
 
-def serve(collector: ComponentCollector, address: str, port: int) -> Exporter:
+def metrics_route(registry: CollectorRegistry) -> Any:
+    def route(handler: Any) -> tuple[int, str, bytes]:
+        encoder, content_type = choose_encoder(handler.headers.get("Accept", ""))
+        return 200, content_type, encoder(registry)
+
+    return route
+
+
+def serve(collector: ComponentCollector, address: str, port: int, web: WebConfig | None = None) -> Exporter:
     """Serve `collector` in background threads; port 0 = any free port. OSError if the port is taken."""
-    server, thread = start_http_server(port, addr=address, registry=registry_for(collector))
-    return Exporter(collector, address, server.server_address[1], server, thread)
+    routes = {"/metrics": metrics_route(registry_for(collector)),
+              "/": lambda handler: (200, "text/html; charset=utf-8", LANDING)}
+    server = WebServer((address, port), routes, web)
+    thread = serve_forever_in_thread(server, f"http-{server.port}")
+    return Exporter(collector, address, server.port, server, thread)

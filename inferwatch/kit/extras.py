@@ -10,6 +10,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "inject": ("aiohttp",),
     "rules": ("_jsonnet",),
     "demo": ("aiohttp", "_jsonnet"),
+    "web": ("bcrypt",),
 }
 
 

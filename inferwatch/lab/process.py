@@ -49,14 +49,20 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
     raise StackError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" ({last_error})" if last_error else ""))
 
 
-def stop_process_group(pgid: int, grace: float = 10.0) -> None:
-    """SIGTERM a process group, then SIGKILL what is left after `grace` seconds."""
+def stop_process_group(pgid: int, grace: float = 10.0, leader: subprocess.Popen | None = None) -> None:
+    """SIGTERM a process group, then SIGKILL what is left after `grace` seconds.
+
+    Pass our own child as `leader`: it is reaped while we wait, since an unreaped (zombie)
+    leader keeps the group "alive" and would cost the whole grace period.
+    """
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
+        if leader is not None:
+            leader.poll()
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
@@ -120,6 +126,6 @@ class ManagedProcess:
         """Stop the whole process group (forked workers included) and reap the child."""
         if self.proc is None:
             return
-        stop_process_group(self.proc.pid, grace)
+        stop_process_group(self.proc.pid, grace, leader=self.proc)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
