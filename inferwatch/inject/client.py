@@ -28,7 +28,7 @@ class Target:
 @dataclass
 class Result:
     ok: bool
-    error: str = ""  # http_4xx | http_5xx | timeout | connection | protocol | other
+    error: str = ""  # http_4xx | http_5xx | redirect | timeout | connection | protocol | other
     ttft: float | None = None
     e2e: float | None = None
     tpot: float | None = None
@@ -52,6 +52,19 @@ def payload(target: Target, arrival: Arrival) -> dict:
     return body
 
 
+def parse_event(data: bytes) -> tuple[bool, int | None]:
+    """(has text, completion tokens from a usage chunk) of one SSE event; ValueError if malformed."""
+    event = json.loads(data)
+    if not isinstance(event, dict):
+        raise ValueError("event is not a JSON object")
+    choices = event.get("choices") or []
+    first = choices[0] if isinstance(choices, list) and choices else None
+    has_text = isinstance(first, dict) and bool(first.get("text"))
+    usage = event.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return has_text, int(tokens) if isinstance(tokens, int) and tokens >= 0 else None
+
+
 async def send(session: aiohttp.ClientSession, target: Target, arrival: Arrival) -> Result:
     url = target.base_url.rstrip("/") + "/v1/completions"
     headers = {"Authorization": target.auth_header} if target.auth_header else None
@@ -59,8 +72,12 @@ async def send(session: aiohttp.ClientSession, target: Target, arrival: Arrival)
     first = None
     tokens = chunks = 0
     try:
-        async with session.post(url, json=payload(target, arrival), headers=headers,
+        # No redirects: a 30x must not carry the Authorization header to another host.
+        async with session.post(url, json=payload(target, arrival), headers=headers, allow_redirects=False,
                                 timeout=aiohttp.ClientTimeout(total=target.timeout)) as response:
+            if 300 <= response.status < 400:
+                await response.read()
+                return Result(False, "redirect")
             if response.status >= 400:
                 await response.read()
                 return Result(False, "http_5xx" if response.status >= 500 else "http_4xx")
@@ -71,15 +88,13 @@ async def send(session: aiohttp.ClientSession, target: Target, arrival: Arrival)
                 data = line[5:].strip()
                 if data == b"[DONE]":
                     break
-                event = json.loads(data)
-                choices = event.get("choices") or []
-                if choices and choices[0].get("text"):
+                text, usage_tokens = parse_event(data)
+                if text:
                     chunks += 1
                     if first is None:
                         first = time.perf_counter()
-                usage = event.get("usage")
-                if usage:
-                    tokens = int(usage.get("completion_tokens") or 0)
+                if usage_tokens is not None:
+                    tokens = usage_tokens
     except TimeoutError:
         return Result(False, "timeout")
     except aiohttp.ClientConnectionError:

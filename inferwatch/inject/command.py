@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
-import urllib.request
 
+from inferwatch.config import check_http_url
 from inferwatch.inject import faults, schedule
+from inferwatch.kit import httpclient
 from inferwatch.kit.commands import EXIT_USAGE, CommandError
 
 HELP = "open-loop load and fault injection against an OpenAI-compatible endpoint"
@@ -47,9 +49,59 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _models(url: str, headers: dict[str, str]) -> list[dict]:
-    request = urllib.request.Request(url.rstrip("/") + "/v1/models", headers=headers)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response).get("data", [])
+    """The entries of /v1/models; a clean CommandError for anything a server might answer instead."""
+    try:
+        answer = httpclient.get_json(url.rstrip("/") + "/v1/models", headers, timeout=10)
+    except httpclient.FetchError as exc:
+        raise CommandError(f"inject: cannot read the model list: {exc.detail}") from None
+    entries = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(entries, list):
+        raise CommandError(f"inject: {url}/v1/models is not an OpenAI model list")
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
+
+
+# (flag, attribute, smallest allowed (exclusive when a float), largest allowed)
+LIMITS = (
+    ("--rate", "rate", 0.0, 10_000.0),
+    ("--duration", "duration", 0.0, 7 * 86400.0),
+    ("--time-scale", "time_scale", 0.0, 10_000.0),
+    ("--rate-scale", "rate_scale", 0.0, 1_000.0),
+    ("--timeout", "timeout", 0.0, 3600.0),
+    ("--fault-factor", "fault_factor", 0.0, 100.0),
+    ("--prompt-tokens", "prompt_tokens", 1, 1_000_000),
+    ("--output-tokens", "output_tokens", 1, 1_000_000),
+    ("--concurrency", "concurrency", 1, 100_000),
+)
+MAX_PLANNED_REQUESTS = 10_000_000
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Reject what would loop forever, allocate without bound, or fail only after the whole run."""
+    for flag, attribute, low, high in LIMITS:
+        value = getattr(args, attribute)
+        if isinstance(low, float):
+            if not (math.isfinite(value) and low < value <= high):
+                raise CommandError(f"inject: {flag} must be a number above {low:g} and at most {high:g}; "
+                                   f"got {value!r}", EXIT_USAGE)
+        elif not low <= value <= high:
+            raise CommandError(f"inject: {flag} must be between {low} and {high}; got {value}", EXIT_USAGE)
+    for flag, attribute in (("--max-prompt-tokens", "max_prompt_tokens"), ("--max-output-tokens", "max_output_tokens"),
+                            ("--max-model-len", "max_model_len"), ("--limit", "limit")):
+        value = getattr(args, attribute)
+        if value is not None and value < 1:
+            raise CommandError(f"inject: {flag} must be at least 1; got {value}", EXIT_USAGE)
+    if not args.trace and args.rate * args.duration > MAX_PLANNED_REQUESTS:
+        raise CommandError(f"inject: --rate x --duration plans {args.rate * args.duration:.3g} requests; "
+                           f"the limit is {MAX_PLANNED_REQUESTS:,}", EXIT_USAGE)
+    problem = check_http_url("--url", args.url)
+    if problem:
+        raise CommandError(f"inject: {problem[0]} {problem[1]}", EXIT_USAGE)
+    if args.json:
+        try:
+            with open(args.json, "a"):
+                pass
+        except OSError as exc:
+            raise CommandError(f"inject: cannot write --json {args.json}: {exc.strerror}", EXIT_USAGE) from None
 
 
 def run(args: argparse.Namespace, config) -> int:
@@ -59,18 +111,17 @@ def run(args: argparse.Namespace, config) -> int:
     from inferwatch.inject.runner import format_report
     from inferwatch.inject.runner import run as run_load
 
+    validate(args)
     auth = os.environ.get(args.auth_header_env) if args.auth_header_env else None
     model, max_len = args.model, args.max_model_len
     if model is None or max_len is None:
-        try:
-            listed = _models(args.url, {"Authorization": auth} if auth else {})
-        except OSError as exc:
-            raise CommandError(f"inject: cannot read {args.url}/v1/models: {exc}") from None
+        listed = _models(args.url, {"Authorization": auth} if auth else {})
         entry = next((m for m in listed if model in (None, m.get("id"))), None)
         if entry is None:
             raise CommandError(f"inject: model {model!r} not served at {args.url}")
         model = model or entry["id"]
-        max_len = max_len or entry.get("max_model_len") or 4096
+        listed_len = entry.get("max_model_len")
+        max_len = max_len or (listed_len if isinstance(listed_len, int) and listed_len > 1 else 4096)
     try:
         if args.trace:
             arrivals = schedule.scale(schedule.read_trace(args.trace, args.limit), args.time_scale, args.rate_scale,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -51,24 +52,34 @@ def _parse_timestamp(text: str) -> float:
 def read_trace(path: str | Path, limit: int | None = None) -> list[Arrival]:
     """Rows of `TIMESTAMP,ContextTokens,GeneratedTokens`, offsets relative to the first row."""
     arrivals: list[Arrival] = []
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or [])
-        if missing:
-            raise TraceError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        start = None
-        for line, row in enumerate(reader, start=2):
-            try:
-                stamp = _parse_timestamp(row["TIMESTAMP"])
-                prompt, output = int(row["ContextTokens"]), int(row["GeneratedTokens"])
-            except (ValueError, TypeError) as exc:
-                raise TraceError(f"{path}:{line}: bad row ({exc})") from None
-            start = stamp if start is None else start
-            arrivals.append(Arrival(stamp - start, max(1, prompt), max(1, output)))
-            if limit and len(arrivals) >= limit:
-                break
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            _read_rows(handle, path, limit, arrivals)
+    except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
+        raise TraceError(f"{path}: not a readable CSV trace ({exc})") from None
+    except UnicodeDecodeError:
+        raise TraceError(f"{path}: not UTF-8 text") from None
     arrivals.sort(key=lambda a: a.at)
     return arrivals
+
+
+def _read_rows(handle: Iterable[str], path: str | Path, limit: int | None, arrivals: list[Arrival]) -> None:
+    """Append the trace's rows to `arrivals`, offsets relative to the first row."""
+    reader = csv.DictReader(handle)
+    missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or [])
+    if missing:
+        raise TraceError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    start = None
+    for line, row in enumerate(reader, start=2):
+        try:
+            stamp = _parse_timestamp(row["TIMESTAMP"])
+            prompt, output = int(row["ContextTokens"]), int(row["GeneratedTokens"])
+        except (ValueError, TypeError) as exc:
+            raise TraceError(f"{path}:{line}: bad row ({exc})") from None
+        start = stamp if start is None else start
+        arrivals.append(Arrival(stamp - start, max(1, prompt), max(1, output)))
+        if limit and len(arrivals) >= limit:
+            break
 
 
 def scale(arrivals: list[Arrival], time_scale: float = 1.0, rate_scale: float = 1.0, seed: int = 0) -> list[Arrival]:
