@@ -119,6 +119,9 @@ class EngineExporterConfig:
     probe_timeout_seconds: float = 0.8
     endpoints: list[EndpointConfig] = field(default_factory=list)
     web_config_file: str | None = None  # TLS and basic auth on /metrics (Prometheus' web-config format)
+    # Reported model roots are fingerprinted only under these directories (default: none; an
+    # endpoint's own `model_dir` is always allowed). Anything else is reported as `served_root`.
+    model_dirs_allowed: list[str] = field(default_factory=list)
 
     def check(self) -> Problem:
         counts = collections.Counter(e.name for e in self.endpoints)  # linear, whatever the count

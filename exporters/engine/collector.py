@@ -1,28 +1,36 @@
 """The engine exporter's collector: probe every endpoint concurrently on each scrape.
 
 Like blackbox_exporter, data is fresh per scrape and Prometheus sets the pace. Each endpoint has
-one deadline (`probe_timeout_seconds`) for all its requests, and the scrape waits for all probes
-at most that long plus a little, so a slow or dead endpoint costs time once, in parallel.
+one deadline (`probe_timeout_seconds`) for all its requests, enforced by cancelling its I/O on
+one shared event loop, so a slow, hanging or trickling endpoint costs its deadline once, in
+parallel, and never holds a thread. An endpoint has at most one probe in flight: an overlapping
+scrape reports its last result with reason `stale`.
 vLLM's own metrics are not re-exported: Prometheus scrapes vLLM directly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import dataclasses
+import logging
 import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from inferwatch.config import EndpointConfig, EngineExporterConfig
-from inferwatch.exporters.engine.probe import ProbeResult, probe
+from inferwatch.exporters.engine.probe import ProbeResult, probe_async
 from inferwatch.exporters.engine.version import DirectoryVersion
 from inferwatch.kit.families import Family, FamilyTable, Sample
+from inferwatch.kit.labels import clean
 from inferwatch.kit.selfmetrics import SelfMetrics
+
+log = logging.getLogger(__name__)
 
 _ENDPOINT = ("endpoint", "model_name", "role", "hostname")
 TABLE = FamilyTable("inferwatch_", [
@@ -43,15 +51,23 @@ TABLE = FamilyTable("inferwatch_", [
            ("model_name", "role")),
     Family("model_configured_endpoints", "gauge", "Endpoints configured per model.", ("model_name", "role")),
     Family("engine_exporter_probe_round_seconds", "gauge", "Wall time to probe every endpoint on the last scrape."),
+    Family("engine_exporter_probes_in_flight", "gauge", "Probes still running after the last scrape returned."),
+    Family("engine_exporter_probes_skipped", "counter",
+           "Probes not started because the endpoint's previous probe was still running (reported `stale`)."),
+    Family("engine_exporter_model_hash_timeouts", "counter",
+           "Model directory fingerprints abandoned at their time budget."),
 ])
 
-WAIT_SLACK_SECONDS = 0.1
-MAX_WORKERS = 64
+WAIT_SLACK_SECONDS = 0.25  # the loop's own lag when it runs many probes at once
+LOG_EVERY_SECONDS = 60.0  # one debug line per endpoint and reason per minute
 
 
 def endpoint_hostname(endpoint: EndpointConfig) -> str:
     """The host an endpoint runs on (for joining with GPU series): configured, else the URL's host."""
-    return endpoint.hostname or (urllib.parse.urlparse(endpoint.base_url).hostname or "")
+    try:
+        return clean(endpoint.hostname or (urllib.parse.urlsplit(endpoint.base_url).hostname or ""))
+    except ValueError:
+        return ""
 
 
 class _VersionTracker:
@@ -72,18 +88,50 @@ class _VersionTracker:
         self.since[endpoint] = time.time()
 
 
+async def _drain(tasks: set[asyncio.Task]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class ProbeLoop:
+    """One event-loop thread runs every probe; deadlines cancel I/O, so no thread is ever stuck."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="engine-probes", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.loop.run_forever()
+        tasks = asyncio.all_tasks(self.loop)  # stopped: cancel what is left, let it close its sockets
+        for task in tasks:
+            task.cancel()
+        self.loop.run_until_complete(_drain(tasks))
+        self.loop.close()
+
+    def submit(self, coro: Coroutine) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def close(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=1.0)
+
+
 class EngineCollector(Collector):
     def __init__(self, config: EngineExporterConfig):
         self.config = config
         self.self_metrics = SelfMetrics("engine")
         self.endpoints = list(config.endpoints)
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, min(MAX_WORKERS, 2 * len(self.endpoints))), thread_name_prefix="probe")
+        self._probes = ProbeLoop()
         self._lock = threading.Lock()
         self._versions = _VersionTracker()
-        self._dir_version = DirectoryVersion()
+        self._dir_version = DirectoryVersion(config.model_dirs_allowed)
         self._failures: Counter[tuple[str, str]] = Counter()
         self._engine_versions: dict[str, str] = {}
+        self._inflight: dict[str, concurrent.futures.Future] = {}  # endpoint -> its running probe
+        self._last: dict[str, ProbeResult] = {}
+        self._skipped = 0
+        self._logged: dict[tuple[str, str], float] = {}
         self._last_round = 0.0
 
     def describe(self) -> Iterable[Metric]:
@@ -96,19 +144,31 @@ class EngineCollector(Collector):
         yield from TABLE.render(samples)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._probes.close()
+        self._dir_version.close()
 
     # -- probing --------------------------------------------------------------------------
     def _probe_all(self) -> list[ProbeResult]:
+        """Probe every endpoint that has no probe running; each within the deadline, all at once."""
         started = time.monotonic()
         timeout = self.config.probe_timeout_seconds
-        futures = {self._pool.submit(probe, endpoint, timeout): endpoint for endpoint in self.endpoints}
-        done, _ = concurrent.futures.wait(futures, timeout=timeout + WAIT_SLACK_SECONDS)
+        started_now: dict[str, concurrent.futures.Future] = {}
+        with self._lock:
+            for endpoint in self.endpoints:
+                running = self._inflight.get(endpoint.name)
+                if running is None or running.done():
+                    started_now[endpoint.name] = self._inflight[endpoint.name] = self._probes.submit(
+                        probe_async(endpoint, timeout))
+                else:
+                    self._skipped += 1
+        concurrent.futures.wait(started_now.values(), timeout=timeout + WAIT_SLACK_SECONDS)
         results = []
-        for future, endpoint in futures.items():
-            if future not in done:  # still stuck in a socket call past its deadline
-                results.append(ProbeResult(endpoint, failure="timeout", duration=timeout))
-            elif future.exception() is not None:  # a bug in the probe: say so, do not blame the endpoint
+        for endpoint in self.endpoints:
+            future = started_now.get(endpoint.name)
+            if future is None or not future.done():  # a probe from an overlapping scrape is still running
+                last = self._last.get(endpoint.name, ProbeResult(endpoint))
+                results.append(dataclasses.replace(last, failure="stale", duration=time.monotonic() - started))
+            elif future.exception() is not None:  # a bug: say so, do not blame the endpoint
                 self.self_metrics.error("probe", future.exception())
                 results.append(ProbeResult(endpoint, failure="error", duration=time.monotonic() - started))
             else:
@@ -119,10 +179,21 @@ class EngineCollector(Collector):
             self._last_round = time.monotonic() - started
         return results
 
+    def _log_failure(self, result: ProbeResult) -> None:
+        key = (result.endpoint.name, result.failure)
+        now = time.monotonic()
+        if now - self._logged.get(key, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
+            self._logged[key] = now
+            log.debug("endpoint %s: probe failed (%s) after %.3f s", result.endpoint.name, result.failure,
+                      result.duration)
+
     def _remember(self, result: ProbeResult) -> None:
         name = result.endpoint.name
+        if result.failure != "stale":
+            self._last[name] = result
         if result.failure:
             self._failures[(name, result.failure)] += 1
+            self._log_failure(result)
         if result.engine_version:
             self._engine_versions[name] = result.engine_version
         version = self._model_version(result)
@@ -135,12 +206,12 @@ class EngineCollector(Collector):
         if endpoint.model_version:
             return endpoint.model_version, "config"
         directory = endpoint.model_dir or result.model_root
-        if directory:
+        if directory and self._dir_version.allows(directory, configured=bool(endpoint.model_dir)):
             fingerprint = self._dir_version.of(directory)
             if fingerprint:
                 return fingerprint, "model_dir"
         if result.model_root:
-            return result.model_root[:128], "served_root"
+            return clean(result.model_root), "served_root"
         return None
 
     # -- exposition -----------------------------------------------------------------------
@@ -177,4 +248,8 @@ class EngineCollector(Collector):
             out.append(Sample("model_healthy_endpoints", {"model_name": model, "role": role}, float(ok)))
             out.append(Sample("model_configured_endpoints", {"model_name": model, "role": role}, float(total)))
         out.append(Sample("engine_exporter_probe_round_seconds", {}, self._last_round))
+        out.append(Sample("engine_exporter_probes_in_flight", {},
+                          float(sum(not f.done() for f in self._inflight.values()))))
+        out.append(Sample("engine_exporter_probes_skipped", {}, float(self._skipped)))
+        out.append(Sample("engine_exporter_model_hash_timeouts", {}, float(self._dir_version.timeouts)))
         return out

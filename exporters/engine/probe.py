@@ -1,111 +1,107 @@
-"""Probe one OpenAI-compatible endpoint: /health, then /v1/models and /version, within one deadline."""
+"""Probe one OpenAI-compatible endpoint: /health, then /v1/models and /version, within one deadline.
+
+`probe_async` never raises: every failure becomes `ProbeResult.failure`, one bounded word:
+`timeout`, `refused`, `http_4xx`, `http_5xx`, `malformed`, `redirect`, `tls`, `bad_url`, `error`.
+The deadline is enforced by `asyncio.wait_for` around all of the endpoint's I/O, so the real
+duration is reported and no socket outlives it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
-import socket
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
 from inferwatch.config import EndpointConfig
+from inferwatch.exporters.engine.http import HttpFailure, get
+from inferwatch.kit.labels import clean
 
-MAX_SERVED_MODELS = 32  # LoRA adapters show up as models: bound the label values
+log = logging.getLogger(__name__)
+
+MAX_SERVED_MODELS = 32  # LoRA adapters show up as models: bound the exported label values
 
 
 @dataclass
 class ProbeResult:
     endpoint: EndpointConfig
     healthy: bool = False
-    failure: str = ""  # "" | timeout | refused | http_4xx | http_5xx | malformed | error
+    failure: str = ""  # "" or one of the reasons above (the collector adds `stale`)
     duration: float = 0.0
-    served_models: dict[str, int | None] = field(default_factory=dict)  # id -> max_model_len
+    served_models: dict[str, int | None] = field(default_factory=dict)  # id -> max_model_len (capped)
+    serves_model: bool = False  # the configured model is in /v1/models (the whole list is scanned)
     model_root: str | None = None  # where vLLM loaded the configured model from
     engine_version: str | None = None
-
-    @property
-    def serves_model(self) -> bool:
-        return self.endpoint.model in self.served_models
-
-
-class ProbeFailure(Exception):
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _get(url: str, deadline: float, headers: dict[str, str]) -> tuple[int, bytes]:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise ProbeFailure("timeout")
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=remaining) as response:
-            body = response.read(1 << 20)  # bounded read: a malformed endpoint cannot fill memory
-            if time.monotonic() > deadline:
-                raise ProbeFailure("timeout")
-            return response.status, body
-    except urllib.error.HTTPError as exc:
-        return exc.code, b""
-    except TimeoutError:
-        raise ProbeFailure("timeout") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-            raise ProbeFailure("timeout") from None
-        if isinstance(exc.reason, ConnectionRefusedError):
-            raise ProbeFailure("refused") from None
-        raise ProbeFailure("error") from None
-    except (ConnectionError, OSError):
-        raise ProbeFailure("error") from None
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise ProbeFailure("malformed") from None
 
 
 def _status_failure(status: int) -> str:
     return "http_5xx" if status >= 500 else "http_4xx"
 
 
-def probe(endpoint: EndpointConfig, timeout: float) -> ProbeResult:
-    """Never raises: every failure becomes `ProbeResult.failure`."""
-    result = ProbeResult(endpoint)
-    started = time.monotonic()
-    deadline = started + timeout
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:  # includes invalid UTF-8
+        raise HttpFailure("malformed", "not JSON") from None
+
+
+def auth_headers(endpoint: EndpointConfig) -> dict[str, str]:
     headers = {"Accept": "application/json"}
     if endpoint.auth_header_env and os.environ.get(endpoint.auth_header_env):
         headers["Authorization"] = os.environ[endpoint.auth_header_env]
+    return headers
+
+
+async def _steps(endpoint: EndpointConfig, result: ProbeResult) -> None:
+    headers = auth_headers(endpoint)
     base = endpoint.base_url.rstrip("/")
-    try:
-        status, _ = _get(f"{base}/health", deadline, headers)
-        if status != 200:
-            raise ProbeFailure(_status_failure(status))
-        result.healthy = True
-        status, body = _get(f"{base}/v1/models", deadline, headers)
-        if status != 200:
-            raise ProbeFailure(_status_failure(status))
-        models = _json(body)
-        if not isinstance(models, dict) or not isinstance(models.get("data"), list):
-            raise ProbeFailure("malformed")
-        for entry in models["data"][:MAX_SERVED_MODELS]:
-            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-                raise ProbeFailure("malformed")
-            max_len = entry.get("max_model_len")
-            result.served_models[entry["id"]] = max_len if isinstance(max_len, int) else None
-            if entry["id"] == endpoint.model and isinstance(entry.get("root"), str):
+    health = await get(f"{base}/health", headers)
+    if health.status != 200:
+        raise HttpFailure(_status_failure(health.status))
+    result.healthy = True
+    listed = await get(f"{base}/v1/models", headers)
+    if listed.status != 200:
+        raise HttpFailure(_status_failure(listed.status))
+    models = _json(listed.body)
+    if not isinstance(models, dict) or not isinstance(models.get("data"), list):
+        raise HttpFailure("malformed", "not an OpenAI model list")
+    for entry in models["data"]:  # bounded by the body size, not by a count
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            raise HttpFailure("malformed", "model entry without an id")
+        if entry["id"] == endpoint.model:
+            result.serves_model = True
+            if isinstance(entry.get("root"), str):
                 result.model_root = entry["root"]
-        status, body = _get(f"{base}/version", deadline, headers)
-        if status == 200:
-            version = _json(body)
-            if isinstance(version, dict) and isinstance(version.get("version"), str):
-                result.engine_version = version["version"][:64]
-    except ProbeFailure as failure:
+        if len(result.served_models) < MAX_SERVED_MODELS:
+            max_len = entry.get("max_model_len")
+            result.served_models[clean(entry["id"])] = max_len if isinstance(max_len, int) else None
+    version = await get(f"{base}/version", headers)
+    if version.status == 200:
+        answer = _json(version.body)
+        if isinstance(answer, dict) and isinstance(answer.get("version"), str):
+            result.engine_version = clean(answer["version"], 64)
+
+
+async def probe_async(endpoint: EndpointConfig, timeout: float) -> ProbeResult:
+    result = ProbeResult(endpoint)
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(_steps(endpoint, result), timeout)
+    except TimeoutError:
+        result.failure = "timeout"
+    except HttpFailure as failure:
         result.failure = failure.reason
+        log.debug("probe of %s failed: %s", endpoint.name, failure)
+    except Exception as exc:  # a bug in a step: say `error`, never blame a timeout
+        result.failure = "error"
+        log.debug("probe of %s raised %s", endpoint.name, type(exc).__name__, exc_info=True)
     result.duration = time.monotonic() - started
     return result
+
+
+def probe(endpoint: EndpointConfig, timeout: float) -> ProbeResult:
+    """One probe on a private event loop (tools and tests; the exporter shares one loop)."""
+    return asyncio.run(probe_async(endpoint, timeout))

@@ -1,53 +1,127 @@
-"""A model version from the model directory's content, recomputed only when its files change.
+"""A model version from the model directory's content: only where allowed, off the scrape path.
 
-Hashing hundreds of GB every scrape is not an option, so the fingerprint covers every file's
-name and size, the whole content of small files (configs, tokenizer) and the first and last MiB
-of large ones (weights). A retrained checkpoint changes bytes in both; the cheap stat pass decides
-whether to hash again at all.
+An engine reports where it loaded its model from (`root` in /v1/models). Hashing whatever path a
+peer names would let it make the exporter walk `/usr` or read a file that never ends, so only
+directories the operator allowed are fingerprinted (an endpoint's configured `model_dir`, or a
+reported root under `engine_exporter.model_dirs_allowed`; default: none).
+
+The fingerprint covers every regular file's name and size, the whole content of small files
+(configs, tokenizer) and the first and last MiB of large ones (weights), reading no more than a
+file's own size (so /proc files read nothing). Work happens on a small worker pool with a time
+budget; a scrape waits for it at most `wait_seconds` and otherwise reports the last known value.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import os
+import stat
+import threading
+import time
 from pathlib import Path
 
 CHUNK = 1024 * 1024
 MAX_FILES = 10_000
+BUDGET_SECONDS = 30.0
 
 
 class DirectoryVersion:
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple, str]] = {}
+    def __init__(self, allowed: list[str] | None = None, wait_seconds: float = 0.2,
+                 budget_seconds: float = BUDGET_SECONDS):
+        self.allowed = [Path(p).resolve() for p in (allowed or [])]
+        self.wait_seconds, self.budget = wait_seconds, budget_seconds
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-hash")
+        self._lock = threading.Lock()
+        self._known: dict[str, tuple[tuple, str]] = {}  # directory -> (stat key, version)
+        self._running: dict[str, concurrent.futures.Future] = {}
+        self.timeouts = 0  # fingerprints abandoned at the time budget
+
+    def allows(self, directory: str, configured: bool = False) -> bool:
+        if configured:
+            return True
+        try:
+            real = Path(directory).resolve()
+        except (OSError, RuntimeError, ValueError):
+            return False
+        return any(real == root or real.is_relative_to(root) for root in self.allowed)
 
     def of(self, directory: str) -> str | None:
-        """Short content fingerprint of `directory`, or None when it is not a readable local directory."""
-        root = Path(directory)
-        if not root.is_dir():
-            return None
+        """The directory's fingerprint, as fresh as `wait_seconds` allows; None if never computed."""
+        with self._lock:
+            future = self._running.get(directory)
+            if future is None or future.done():
+                future = self._running[directory] = self._pool.submit(self._compute, directory)
         try:
-            files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))[:MAX_FILES]
-            stats = tuple((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-        except OSError:
+            return future.result(timeout=self.wait_seconds)
+        except concurrent.futures.TimeoutError:
+            with self._lock:
+                known = self._known.get(directory)
+            return known[1] if known else None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _compute(self, directory: str) -> str | None:
+        deadline = time.monotonic() + self.budget
+        files = _regular_files(Path(directory), deadline)
+        if files is None:
+            if time.monotonic() > deadline:
+                self.timeouts += 1
             return None
-        cached = self._cache.get(directory)
-        if cached and cached[0] == stats:
-            return cached[1]
+        key = tuple((rel, size, mtime) for _, rel, size, mtime in files)
+        with self._lock:
+            known = self._known.get(directory)
+        if known and known[0] == key:
+            return known[1]
         digest = hashlib.sha256()
-        try:
-            for path, (rel, size, _) in zip(files, stats, strict=True):
-                digest.update(f"{rel}\0{size}\0".encode())
-                with path.open("rb") as handle:
-                    if size <= 2 * CHUNK:
-                        digest.update(handle.read())
-                    else:
-                        digest.update(handle.read(CHUNK))
-                        handle.seek(-CHUNK, os.SEEK_END)
-                        digest.update(handle.read(CHUNK))
-        except OSError:
-            return None
+        for path, rel, size, _ in files:
+            if time.monotonic() > deadline:
+                self.timeouts += 1
+                return None
+            digest.update(f"{rel}\0{size}\0".encode())
+            try:
+                digest.update(_sample(path, size))
+            except OSError:
+                return None
         version = digest.hexdigest()[:12]
-        self._cache[directory] = (stats, version)
-        if len(self._cache) > 64:  # bounded: one entry per configured model directory in practice
-            self._cache.pop(next(iter(self._cache)))
+        with self._lock:
+            self._known[directory] = (key, version)
+            while len(self._known) > 64:  # bounded: one entry per model directory in practice
+                self._known.pop(next(iter(self._known)))
         return version
+
+
+def _regular_files(root: Path, deadline: float) -> list[tuple[Path, str, int, int]] | None:
+    """(path, relative name, size, mtime) of regular files under `root`, capped; None if unreadable."""
+    if not root.is_dir():
+        return None
+    found: list[tuple[Path, str, int, int]] = []
+    try:
+        for dirpath, dirnames, filenames in os.walk(root):  # does not follow directory symlinks
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if time.monotonic() > deadline or len(found) >= MAX_FILES:
+                    return None if time.monotonic() > deadline else found
+                if name.startswith("."):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    info = path.stat()  # follows file symlinks (Hugging Face snapshots are links to blobs)
+                except OSError:
+                    continue
+                if stat.S_ISREG(info.st_mode):  # never a FIFO, device or socket
+                    found.append((path, str(path.relative_to(root)), info.st_size, info.st_mtime_ns))
+    except OSError:
+        return None
+    return found
+
+
+def _sample(path: Path, size: int) -> bytes:
+    """Whole small files, head and tail of large ones; never more than the file says it holds."""
+    with path.open("rb") as handle:
+        if size <= 2 * CHUNK:
+            return handle.read(size)
+        head = handle.read(CHUNK)
+        handle.seek(size - CHUNK)
+        return head + handle.read(CHUNK)

@@ -1,0 +1,152 @@
+"""Hostile HTTP peers for the hostile test tier and the soak benchmark (lab only).
+
+Each `HostilePeer` misbehaves in one named way on every connection, the way a broken engine, a
+confused proxy or an attacker would. They run on one asyncio loop in a background thread, so a
+hundred hanging connections cost no threads.
+
+Modes:
+- `healthy`: a correct OpenAI-compatible engine (/health, /v1/models, /version)
+- `hang`: accepts, reads the request, never answers
+- `trickle`: a correct answer, one byte every `interval` seconds
+- `slow_headers`: the status line, then nothing
+- `reset`: closes the connection with a TCP reset
+- `garbage`: a status line that is not HTTP
+- `huge`: announces and streams a 100 MB body
+- `redirect`: 302 to `location` for every path
+- `many_models`: /v1/models lists `count` adapters first, the configured model last
+- `odd_ids`: /v1/models ids with a lone surrogate, control characters and 200,000 characters
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+import threading
+from typing import Any
+
+MODES = ("healthy", "hang", "trickle", "slow_headers", "reset", "garbage", "huge", "redirect", "many_models",
+         "odd_ids")
+
+
+async def _drain(tasks: set[asyncio.Task]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def finish(loop: asyncio.AbstractEventLoop) -> None:
+    """After run_forever: cancel what is left, let it clean up, close the loop."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(_drain(tasks))
+    loop.close()
+
+
+class HostilePeer:
+    def __init__(self, mode: str, model: str = "m", interval: float = 0.3, location: str = "", count: int = 10_000):
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
+        self.mode, self.model, self.interval, self.location, self.count = mode, model, interval, location, count
+        self.requests: list[dict[str, str]] = []  # request line and headers seen, for assertions
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> HostilePeer:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._server = self._loop.run_until_complete(
+                asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024))
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+            finish(self._loop)
+
+        threading.Thread(target=run, name=f"hostile-{self.mode}", daemon=True).start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+
+        def shutdown() -> None:
+            assert self._server is not None
+            self._server.close()
+            self._loop.stop()  # type: ignore[union-attr]
+
+        self._loop.call_soon_threadsafe(shutdown)
+
+    # -- one connection -------------------------------------------------------------------
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            request = {"line": lines[0]}
+            request.update({k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)})
+            self.requests.append(request)
+            path = lines[0].split(" ")[1] if " " in lines[0] else "/"
+            await self._answer(path, writer)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            if not writer.is_closing():
+                writer.close()
+
+    async def _answer(self, path: str, writer: asyncio.StreamWriter) -> None:
+        mode = self.mode
+        if mode == "hang":
+            await asyncio.sleep(3600)
+        elif mode == "slow_headers":
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            await writer.drain()
+            await asyncio.sleep(3600)
+        elif mode == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        elif mode == "garbage":
+            writer.write(b"HTTQ/9 what is this\r\n\r\n")
+        elif mode == "huge":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
+            chunk = b"\0" * 65536
+            for _ in range(100_000_000 // len(chunk)):
+                writer.write(chunk)
+                await writer.drain()
+        elif mode == "redirect":
+            writer.write(f"HTTP/1.1 302 Found\r\nLocation: {self.location}{path}\r\nContent-Length: 0\r\n\r\n"
+                         .encode())
+        else:
+            status, body = self._engine(path)
+            response = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n" \
+                       f"Connection: close\r\n\r\n".encode() + body
+            if mode == "trickle":
+                for i in range(len(response)):
+                    writer.write(response[i:i + 1])
+                    await writer.drain()
+                    await asyncio.sleep(self.interval)
+            else:
+                writer.write(response)
+        await writer.drain()
+
+    def _engine(self, path: str) -> tuple[str, bytes]:
+        if path == "/health":
+            return "200 OK", b""
+        if path == "/version":
+            return "200 OK", b'{"version": "0.32.0"}'
+        if path == "/v1/models":
+            entries: list[dict[str, Any]] = [{"id": self.model, "root": f"/models/{self.model}", "max_model_len": 4096}]
+            if self.mode == "many_models":
+                entries = [{"id": f"lora-{i}", "max_model_len": 4096} for i in range(self.count)] + entries
+            if self.mode == "odd_ids":
+                return "200 OK", (b'{"data": [{"id": "\\ud800bad"}, {"id": "ctl\\u0007\\u001bid"}, {"id": "'
+                                  + b"x" * 200_000 + b'"}, ' + json.dumps(entries[0]).encode() + b"]}")
+            return "200 OK", json.dumps({"object": "list", "data": entries}).encode()
+        return "404 Not Found", b"{}"
