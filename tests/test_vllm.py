@@ -31,8 +31,11 @@ def metric_value(text: str, name: str) -> float:
 
 @pytest.fixture
 def engine_exporter(vllm_engine):
+    from inferwatch.lab.engine import runtime
+
     config = EngineExporterConfig(listen_address="127.0.0.1", port=0, probe_timeout_seconds=2.0, endpoints=[
-        EndpointConfig(name="vllm-0", base_url=vllm_engine.server.base_url, model="tiny-llama")])
+        EndpointConfig(name="vllm-0", base_url=vllm_engine.server.base_url, model="tiny-llama")],
+        model_dirs_allowed=[str(runtime.home() / "models")])  # where the tiny models live
     running = engine_server.start(config)
     yield running
     running.stop()

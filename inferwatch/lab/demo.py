@@ -99,7 +99,8 @@ def _start_components(config: InferwatchConfig, root: Path, engine: bool, starte
     jobs["vllm"] = f"127.0.0.1:{vllm.port}"
     print(f"  vLLM            {vllm.base_url}  (model {MODEL}, log {vllm.log_path})")
     engine_cfg = EngineExporterConfig(listen_address="127.0.0.1", port=free_port(), endpoints=[
-        EndpointConfig(name="vllm-0", base_url=vllm.base_url, model=MODEL)])
+        EndpointConfig(name="vllm-0", base_url=vllm.base_url, model=MODEL)],
+        model_dirs_allowed=[str(runtime.home() / "models")])  # fingerprint the tiny model's directory
     exporter = engine_server.start(engine_cfg)
     started.append(exporter)
     jobs["inferwatch-engine"] = f"127.0.0.1:{exporter.port}"
