@@ -1,6 +1,7 @@
 """Injector and engine-exporter benchmarks, each measured side by side in one run.
 
-1. Open-loop injection against a minimal local OpenAI-compatible endpoint (another process):
+1. Open-loop injection against the fake OpenAI-compatible engine (`inferwatch.lab.fake_openai`, aiohttp,
+   in another process):
    Poisson arrivals at several rates; schedule lag = dispatch time - scheduled time.
    Target: >= 500 requests/s held with p99 schedule lag <= 5 ms.
 2. Engine exporter: 20 endpoints, 10 healthy, 5 slow (/health takes 5 s), 5 down (refused).
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -27,16 +27,15 @@ from inferwatch.exporters.engine.collector import EngineCollector
 from inferwatch.inject import schedule
 from inferwatch.inject.client import Target
 from inferwatch.inject.runner import run
+from inferwatch.lab.fake_openai import DEFAULT_MODEL
 from inferwatch.lab.stack import free_port, wait_until
-
-HERE = Path(__file__).resolve().parent
 
 
 def start_server(port: int, count: int = 1, health_delay: float = 0.0) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(HERE / "minimal_openai.py"), "--port", str(port), "--ports",
+    proc = subprocess.Popen([sys.executable, "-m", "inferwatch.lab.fake_openai", "--port", str(port), "--ports",
                              str(count), "--health-delay", str(health_delay)])
     url = f"http://127.0.0.1:{port + count - 1}/v1/models"
-    wait_until(lambda: urllib.request.urlopen(url, timeout=2).status == 200, 20, what="minimal server")
+    wait_until(lambda: urllib.request.urlopen(url, timeout=2).status == 200, 20, what="fake engine")
     return proc
 
 
@@ -61,7 +60,7 @@ def _free(port: int) -> bool:
 def bench_injector(rates: list[float], duration: float, runs: int) -> None:
     port = consecutive_free_ports(1)
     server = start_server(port)
-    target = Target(f"http://127.0.0.1:{port}", "minimal", timeout=30)
+    target = Target(f"http://127.0.0.1:{port}", DEFAULT_MODEL, timeout=30)
     print(f"## Injector: Poisson, {duration:.0f} s per run, 8-token prompts, 4-token outputs, median of {runs} runs")
     print("| offered req/s | completed req/s | lag p50 ms | lag p99 ms | lag max ms | errors | e2e p50 ms |")
     print("|---|---|---|---|---|---|---|")
@@ -88,9 +87,9 @@ def bench_engine_exporter(scrapes: int, timeout: float) -> None:
     healthy = start_server(healthy_port, 10)
     slow_port = consecutive_free_ports(5)
     slow = start_server(slow_port, 5, health_delay=5.0)
-    endpoints = [EndpointConfig(f"ok-{i}", f"http://127.0.0.1:{healthy_port + i}", "minimal") for i in range(10)]
-    endpoints += [EndpointConfig(f"slow-{i}", f"http://127.0.0.1:{slow_port + i}", "minimal") for i in range(5)]
-    endpoints += [EndpointConfig(f"down-{i}", f"http://127.0.0.1:{free_port()}", "minimal") for i in range(5)]
+    endpoints = [EndpointConfig(f"ok-{i}", f"http://127.0.0.1:{healthy_port + i}", DEFAULT_MODEL) for i in range(10)]
+    endpoints += [EndpointConfig(f"slow-{i}", f"http://127.0.0.1:{slow_port + i}", DEFAULT_MODEL) for i in range(5)]
+    endpoints += [EndpointConfig(f"down-{i}", f"http://127.0.0.1:{free_port()}", DEFAULT_MODEL) for i in range(5)]
     collector = EngineCollector(EngineExporterConfig(probe_timeout_seconds=timeout, endpoints=endpoints))
     registry = CollectorRegistry()
     registry.register(collector)

@@ -43,16 +43,21 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmana
 
 
 class GpuExporters:
-    """Starts in-process GPU exporters on simulated scenarios and stops them afterwards."""
+    """Starts in-process GPU exporters on simulated scenarios and stops them afterwards.
 
-    def __init__(self) -> None:
+    Process attribution reads an empty proc root unless a test passes `proc_root`: the scenarios'
+    PIDs (4242, ...) may well exist on the machine running the tests.
+    """
+
+    def __init__(self, empty_proc_root: Path) -> None:
         self.running: list[Exporter] = []
+        self.empty_proc_root = empty_proc_root
 
     def start(self, scenario: str | dict, **config) -> Exporter:
         nvml = SimulatedNvml.from_scenario(scenario)
-        cfg = GpuExporterConfig(listen_address="127.0.0.1", port=0, hostname="testhost",
-                                docker_socket="", **config)
-        exporter = gpu_server.start(cfg, nvml=nvml)
+        settings = {"listen_address": "127.0.0.1", "port": 0, "hostname": "testhost", "docker_socket": "",
+                    "proc_root": str(self.empty_proc_root), **config}
+        exporter = gpu_server.start(GpuExporterConfig(**settings), nvml=nvml)
         self.running.append(exporter)
         return exporter
 
@@ -63,8 +68,8 @@ class GpuExporters:
 
 
 @pytest.fixture
-def gpu_exporters() -> Iterator[GpuExporters]:
-    exporters = GpuExporters()
+def gpu_exporters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpuExporters]:
+    exporters = GpuExporters(tmp_path_factory.mktemp("empty-proc"))
     yield exporters
     exporters.stop_all()
 

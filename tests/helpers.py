@@ -11,5 +11,14 @@ def scrape(port: int, path: str = "/metrics") -> str:
 
 
 def by_label(result: list[dict], label: str) -> dict[str, float]:
-    """Prometheus instant-query result -> {label value: float value}."""
-    return {series["metric"].get(label, ""): float(series["value"][1]) for series in result}
+    """Prometheus instant-query result -> {label value: float value}.
+
+    Two series with the same value of `label` are an error, not a silent overwrite: a dict built
+    that way could hide a duplicate (or wrongly labelled) series from the assertion using it.
+    """
+    out: dict[str, float] = {}
+    for series in result:
+        key = series["metric"].get(label, "")
+        assert key not in out, f"{label}={key!r} labels more than one series: {result}"
+        out[key] = float(series["value"][1])
+    return out

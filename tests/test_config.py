@@ -55,7 +55,7 @@ def test_unknown_key(tmp_path: Path) -> None:
     assert error_of(path) == (
         f"{path}:3: gpu_exporter.prot: unknown key (expected one of: listen_address, port, naming, "
         "hostname, nvml_timeout_seconds, xid_events, process_attribution, docker_socket, "
-        "max_containers_per_gpu, proc_root, simulate)"
+        "max_containers_per_gpu, proc_root, simulate, web_config_file)"
     )
 
 

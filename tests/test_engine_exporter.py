@@ -6,37 +6,43 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_endpoints import Behaviour, serve
-from helpers import by_label
+from helpers import by_label, scrape
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from inferwatch.config import EndpointConfig, EngineExporterConfig
 from inferwatch.exporters.engine import server as engine_server
+from inferwatch.exporters.engine.collector import EngineCollector
 from inferwatch.exporters.engine.probe import probe
 from inferwatch.exporters.engine.version import DirectoryVersion
+from inferwatch.kit.exporter import registry_for
+from inferwatch.lab.fake_openai import DEFAULT_MODEL, Behaviour, FakeOpenAI
 from inferwatch.lab.stack import free_port
 
 
 @pytest.fixture
 def peers():
-    started = []
+    """Starts fake engines (real HTTP servers on loopback) and returns their base URLs."""
+    started: list[FakeOpenAI] = []
 
     def start(behaviour: Behaviour) -> str:
-        server = serve(behaviour)
-        started.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        fake = FakeOpenAI(behaviour).start()
+        started.append(fake)
+        return fake.url
 
     yield start
-    for server in started:
-        server.shutdown()
+    for fake in started:
+        fake.stop()
 
 
-def endpoint(name: str, url: str, model: str = "m", role: str = "primary", **extra) -> EndpointConfig:
+def endpoint(name: str, url: str, model: str = DEFAULT_MODEL, role: str = "primary", **extra) -> EndpointConfig:
     return EndpointConfig(name=name, base_url=url, model=model, role=role, **extra)
 
 
 def test_probe_reports_each_failure_kind(peers) -> None:
     ok = probe(endpoint("ok", peers(Behaviour())), timeout=1.0)
-    assert (ok.healthy, ok.failure, ok.serves_model, ok.model_root) == (True, "", True, "/models/m")
+    assert (ok.healthy, ok.failure, ok.serves_model, ok.model_root) == (True, "", True, f"/models/{DEFAULT_MODEL}")
+    assert (ok.served_models, ok.engine_version) == ({DEFAULT_MODEL: 4096}, "0.0.0+fake")
     slow = probe(endpoint("slow", peers(Behaviour(delay=3))), timeout=0.3)
     assert (slow.healthy, slow.failure) == (False, "timeout")
     assert slow.duration < 1.0, "a slow endpoint costs at most its deadline"
@@ -78,7 +84,7 @@ def test_exporter_in_prometheus_with_redundancy(prometheus, peers) -> None:
         assert up == {"a": 1, "b": 0, "c": 1, "d": 1, "e": 0}
         healthy = prometheus.query(f'inferwatch_model_healthy_endpoints{{job="{job}"}}')
         assert {(h["metric"]["model_name"], h["metric"]["role"]): float(h["value"][1]) for h in healthy} == {
-            ("m", "primary"): 1, ("m", "backup"): 1, ("other", "primary"): 0}
+            (DEFAULT_MODEL, "primary"): 1, (DEFAULT_MODEL, "backup"): 1, ("other", "primary"): 0}
         failures = prometheus.query(f'inferwatch_engine_probe_failures_total{{job="{job}"}} > 0')
         assert {(f["metric"]["endpoint"], f["metric"]["reason"]) for f in failures} == {
             ("b", "timeout"), ("c", "malformed"), ("e", "refused")}
@@ -89,17 +95,52 @@ def test_exporter_in_prometheus_with_redundancy(prometheus, peers) -> None:
         running.stop()
 
 
+def series(text: str, name: str) -> dict[tuple, float]:
+    """{tuple(sorted labels): value} of the samples called `name` in an exposition."""
+    return {tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples if sample.name == name}
+
+
+def test_probe_that_raises_is_an_error_not_a_timeout(peers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in our own probe code is reason="error" plus a counted exporter error; no endpoint is blamed."""
+    from inferwatch.exporters.engine import collector as engine_collector
+
+    real_probe = engine_collector.probe_async
+
+    async def buggy_probe(endpoint_config: EndpointConfig, timeout: float):
+        if endpoint_config.name == "buggy":
+            raise RuntimeError("a bug in the probe")
+        return await real_probe(endpoint_config, timeout)
+
+    monkeypatch.setattr(engine_collector, "probe_async", buggy_probe)
+    url = peers(Behaviour())
+    collector = EngineCollector(EngineExporterConfig(probe_timeout_seconds=1.0, endpoints=[
+        endpoint("ok", url), endpoint("buggy", url)]))
+    registry = registry_for(collector)
+    try:
+        generate_latest(registry)
+        text = generate_latest(registry).decode()
+    finally:
+        collector.close()
+    assert series(text, "inferwatch_engine_probe_failures_total") == {
+        (("endpoint", "buggy"), ("reason", "error")): 2.0}, "2 scrapes; never reason=timeout, nothing for ok"
+    assert series(text, "inferwatch_engine_exporter_errors_total") == {
+        (("error", "RuntimeError"), ("stage", "probe")): 2.0}
+    up = {dict(labels)["endpoint"]: value for labels, value in series(text, "inferwatch_engine_up").items()}
+    assert up == {"ok": 1.0, "buggy": 0.0}
+    (round_seconds,) = series(text, "inferwatch_engine_exporter_probe_round_seconds").values()
+    assert round_seconds < 0.5, "a raising probe is not waited for like a hung one (deadline 1 s)"
+
+
 def test_version_from_config_wins_and_changes_are_counted(peers, tmp_path: Path) -> None:
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "config.json").write_text('{"layers": 2}')
     url = peers(Behaviour(root=str(model_dir)))
     config = EngineExporterConfig(endpoints=[endpoint("a", url), endpoint("b", url, model_version="v7")],
-                                  listen_address="127.0.0.1", port=0)
+                                  listen_address="127.0.0.1", port=0, model_dirs_allowed=[str(tmp_path)])
     running = engine_server.start(config)
     try:
-        from helpers import scrape
-
         def versions() -> dict[str, tuple[str, str]]:
             out = {}
             for line in scrape(running.port).splitlines():
@@ -117,8 +158,8 @@ def test_version_from_config_wins_and_changes_are_counted(peers, tmp_path: Path)
         second = versions()
         assert second["a"][0] != first["a"][0] and second["b"] == first["b"]
         text = scrape(running.port)
-        assert 'inferwatch_model_version_changes_total{endpoint="a",model_name="m"} 1.0' in text
-        assert 'inferwatch_model_version_changes_total{endpoint="b",model_name="m"} 0.0' in text
+        assert f'inferwatch_model_version_changes_total{{endpoint="a",model_name="{DEFAULT_MODEL}"}} 1.0' in text
+        assert f'inferwatch_model_version_changes_total{{endpoint="b",model_name="{DEFAULT_MODEL}"}} 0.0' in text
     finally:
         running.stop()
 
@@ -128,6 +169,8 @@ def test_directory_version_covers_large_files(tmp_path: Path) -> None:
     weights.write_bytes(b"\0" * (5 * 1024 * 1024))
     versions = DirectoryVersion()
     before = versions.of(str(tmp_path))
+    assert before is not None and len(before) == 12
+    assert versions.of(str(tmp_path)) == before, "unchanged content, same version (else != below proves nothing)"
     with weights.open("r+b") as handle:  # a retrained checkpoint changes the tail too
         handle.seek(-10, 2)
         handle.write(b"x" * 10)
@@ -139,8 +182,8 @@ def test_duplicate_endpoint_names_are_a_config_error(tmp_path: Path) -> None:
     from inferwatch.config import ConfigError, load_config
 
     path = tmp_path / "c.yaml"
-    path.write_text("engine_exporter:\n  endpoints:\n    - {name: a, base_url: u, model: m}\n"
-                    "    - {name: a, base_url: v, model: m}\n")
+    path.write_text("engine_exporter:\n  endpoints:\n    - {name: a, base_url: \"http://a:8000\", model: m}\n"
+                    "    - {name: a, base_url: \"http://b:8000\", model: m}\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == f"{path}:2: engine_exporter.endpoints: endpoint names must be unique; repeated: a"
+    assert str(info.value) == f"{path}:3: engine_exporter.endpoints: endpoint names must be unique; repeated: a"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pynvml
+import pytest
 from helpers import scrape
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,7 +31,19 @@ def samples(port: int, name: str) -> dict[tuple, float]:
 
 
 def by_gpu(port: int, name: str) -> dict[str, float]:
-    return {dict(k)["gpu"]: v for k, v in samples(port, name).items()}
+    """{gpu index: value} for a family with one series per GPU (a second series per GPU is an error)."""
+    found = samples(port, name)
+    out = {dict(k)["gpu"]: v for k, v in found.items()}
+    assert len(out) == len(found), f"{name}: more than one series per GPU: {found}"
+    return out
+
+
+def by_labels(port: int, name: str, *labels: str) -> dict[tuple[str, ...], float]:
+    """{(values of `labels`): value}, one entry per series (a collision is an error)."""
+    found = samples(port, name)
+    out = {tuple(dict(k)[label] for label in labels): v for k, v in found.items()}
+    assert len(out) == len(found), f"{name}: {labels} do not tell its series apart: {found}"
+    return out
 
 
 def test_unsupported_probe_is_learned_once(gpu_exporters) -> None:
@@ -40,6 +54,7 @@ def test_unsupported_probe_is_learned_once(gpu_exporters) -> None:
     assert exporter.collector.nv.calls["nvmlDeviceGetEncoderUtilization"] == 2, "asked once per GPU, then remembered"
     assert exporter.collector.nv.calls["nvmlDeviceGetDecoderUtilization"] == 6
     assert "inferwatch_gpu_encoder_utilization_ratio{" not in text
+    assert "inferwatch_gpu_decoder_utilization_ratio{" in text, "its sibling probe is exported (the name is right)"
     assert "inferwatch_gpu_memory_temperature_celsius{" not in text, "an unsupported field is omitted, not 0"
     assert "inferwatch_gpu_energy_joules_total{" in text, "the other fields of the batch still arrive"
     assert by_gpu(exporter.port, "inferwatch_gpu_exporter_unsupported_probes") == {"0": 2.0, "1": 2.0}
@@ -60,7 +75,7 @@ def test_gpu_lost_at_runtime_then_back(gpu_exporters) -> None:
     before = samples(exporter.port, "inferwatch_gpu_up")
     exporter.collector.nv.gpus[1].lost = True
     after = samples(exporter.port, "inferwatch_gpu_up")
-    assert sorted(after.values()) == [0.0, 1.0]
+    assert {dict(k)["gpu"]: v for k, v in after.items()} == {"0": 1.0, "1": 0.0}
     assert set(after) == set(before), "the lost GPU keeps its uuid/model/pci labels"
     assert by_gpu(exporter.port, "inferwatch_gpu_utilization_ratio") == {"0": 0.5}
     exporter.collector.nv.gpus[1].lost = False
@@ -72,6 +87,7 @@ def test_hung_nvml_call_cannot_hang_scrapes(gpu_exporters) -> None:
                                    nvml_timeout_seconds=0.5)
     first = scrape(exporter.port)  # returns while the driver call is still stuck (it would take 120 s)
     second = scrape(exporter.port)
+    assert "inferwatch_gpu_exporter_scrapes_total" in first, "the scrape answered, with the exporter's own series"
     assert "inferwatch_gpu_up{" not in first and "inferwatch_gpu_up{" not in second
     assert samples(exporter.port, "inferwatch_gpu_exporter_collect_timeouts_total") == {(): 3.0}
     assert exporter.collector.nv.calls["nvmlDeviceGetPowerUsage"] == 1, "later scrapes share the stuck call"
@@ -99,11 +115,16 @@ def test_describe_does_not_touch_nvml() -> None:
 def test_dcgm_naming_mirrors_dcgm_exporter(gpu_exporters) -> None:
     exporter = gpu_exporters.start("h100x2", naming="dcgm", xid_events=False)
     util = samples(exporter.port, "DCGM_FI_DEV_GPU_UTIL")
-    labels = dict(next(iter(util)))
-    assert set(labels) == {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname",
-                           "DCGM_FI_DRIVER_VERSION"}
-    assert (labels["device"], labels["modelName"], labels["DCGM_FI_DRIVER_VERSION"]) == (
-        "nvidia0", "NVIDIA H100 80GB HBM3", "550.54.15") or labels["gpu"] == "1"
+    labels = {dict(k)["gpu"]: dict(k) for k in util}
+    assert sorted(labels) == ["0", "1"]
+    for gpu in labels.values():
+        assert set(gpu) == {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION"}
+    gpu0, gpu1 = labels["0"], labels["1"]
+    assert (gpu0["device"], gpu0["modelName"], gpu0["Hostname"], gpu0["DCGM_FI_DRIVER_VERSION"]) == (
+        "nvidia0", "NVIDIA H100 80GB HBM3", "testhost", "550.54.15")
+    assert gpu1["device"] == "nvidia1"
+    assert gpu0["UUID"].startswith("GPU-") and gpu0["UUID"] != gpu1["UUID"]
+    assert gpu0["pci_bus_id"] != gpu1["pci_bus_id"]
     assert sorted(util.values()) == [87.0, 87.0], "percent, as DCGM"
     assert sorted(by_gpu(exporter.port, "DCGM_FI_DEV_FB_USED").values()) == [76e9 / 2**20] * 2, "MiB"
     assert by_gpu(exporter.port, "DCGM_FI_DEV_SM_CLOCK")["0"] == 1980, "MHz"
@@ -181,11 +202,46 @@ def test_old_driver_without_field_values_falls_back_to_single_calls(gpu_exporter
     batched = gpu_exporters.start({"gpus": [{"profile": "h100-80gb", "count": 1, **faulty}]}, xid_events=False)
     old = gpu_exporters.start({"gpus": [{"profile": "h100-80gb", "count": 1, **faulty,
                                          "unsupported": ["nvmlDeviceGetFieldValues"]}]}, xid_events=False)
-    for name in ("inferwatch_gpu_ecc_errors_total", "inferwatch_gpu_remapped_rows_total",
-                 "inferwatch_gpu_row_remap_pending", "inferwatch_gpu_row_remap_failure",
-                 "inferwatch_gpu_pcie_replays_total"):
-        assert samples(old.port, name) == samples(batched.port, name), name
-    assert samples(old.port, "inferwatch_gpu_ecc_errors_total")
-    assert samples(old.port, "inferwatch_gpu_energy_joules_total")
+    # The scenario's own numbers, not just "both paths agree" (two empty answers would agree too).
+    expected = {
+        ("inferwatch_gpu_ecc_errors_total", ("error_type", "scope")): {
+            ("single_bit", "volatile"): 3.0, ("double_bit", "volatile"): 1.0,
+            ("single_bit", "aggregate"): 9.0, ("double_bit", "aggregate"): 2.0},
+        ("inferwatch_gpu_remapped_rows_total", ("cause",)): {("correctable",): 4.0, ("uncorrectable",): 1.0},
+        ("inferwatch_gpu_row_remap_pending", ()): {(): 1.0},
+        ("inferwatch_gpu_row_remap_failure", ()): {(): 0.0},
+        ("inferwatch_gpu_pcie_replays_total", ()): {(): 0.0},
+    }
+    for (name, labels), want in expected.items():
+        assert by_labels(batched.port, name, *labels) == want, f"batched: {name}"
+        assert by_labels(old.port, name, *labels) == want, f"one call at a time: {name}"
+    assert by_gpu(old.port, "inferwatch_gpu_energy_joules_total")["0"] > 5e6, "J since the driver loaded"
     assert old.collector.nv.calls["nvmlDeviceGetFieldValues"] == 1, "learned unsupported once"
     assert samples(old.port, "inferwatch_gpu_exporter_errors_total") == {}
+
+
+def test_simulated_fault_can_target_one_mig_instance() -> None:
+    """`<function>@mig<slot>` breaks that call on one MIG instance's handle only."""
+    scenario = {"gpus": [{"profile": "a100-80gb", "mig": ["1g.10gb", "1g.10gb"],
+                          "fail": {"nvmlDeviceGetMemoryInfo@mig1": "NVML_ERROR_UNKNOWN"}}]}
+    sim = SimulatedNvml.from_scenario(scenario)
+    sim.nvmlInit()
+    gpu = sim.nvmlDeviceGetHandleByIndex(0)
+    slot0, slot1 = (sim.nvmlDeviceGetMigDeviceHandleByIndex(gpu, slot) for slot in (0, 1))
+    assert sim.nvmlDeviceGetMemoryInfo(gpu).total == 85899345920, "the GPU itself answers"
+    assert sim.nvmlDeviceGetMemoryInfo(slot0).total == 10 * 2**30, "so does the other instance"
+    with pytest.raises(pynvml.NVMLError_Unknown):
+        sim.nvmlDeviceGetMemoryInfo(slot1)
+    assert sim.nvmlDeviceGetUUID(slot1).startswith("MIG-"), "only the named function fails"
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ({"fail": {"nvmlDeviceGetMemoryInfo@mig2": "NVML_ERROR_UNKNOWN"}}, "names no MIG slot"),
+    ({"fail": {"nvmlDeviceGetMemroyInfo": "NVML_ERROR_UNKNOWN"}}, "no simulated NVML function"),
+    ({"fail": {"nvmlDeviceGetMemoryInfo": "NVML_ERROR_UNKNWON"}}, "unknown NVML error"),
+    ({"hang": {"nvmlDeviceGetPowerUsage@mig0": 1.0}, "mig": None}, "names no MIG slot"),
+])
+def test_misspelt_scenario_faults_fail_at_load(fault: dict, message: str) -> None:
+    gpu = {"profile": "a100-80gb", "mig": ["3g.40gb", "3g.40gb"], **fault}
+    with pytest.raises(ValueError, match=message):
+        SimulatedNvml.from_scenario({"gpus": [gpu]})

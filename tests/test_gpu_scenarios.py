@@ -21,7 +21,8 @@ def values(prometheus, expr: str, label: str = "gpu") -> dict[str, float]:
 
 
 def test_every_scenario_has_a_test() -> None:
-    tested = {"h100x2", "a100x8-mig", "fell-off-bus", "xid79", "thermal-throttle", "ecc-dbe", "no-driver"}
+    tested = {"h100x2", "a100x8-mig", "mig-slot-fault", "fell-off-bus", "xid79", "thermal-throttle", "ecc-dbe",
+              "no-driver"}
     assert set(scenario_names()) == tested
 
 
@@ -49,13 +50,15 @@ def test_h100x2(prometheus, gpu_exporters) -> None:
                               lambda v: v > 0)
     prometheus.wait_for_value(f'rate(inferwatch_gpu_pcie_rx_bytes_total{{{sel},gpu="0"}}[10s])',
                               lambda v: v > 1e9)
-    assert set(values(prometheus, f"inferwatch_gpu_ecc_errors_total{{{sel},gpu=\"0\"}}", "scope")) == {
-        "volatile", "aggregate"}
+    ecc = prometheus.query(f'inferwatch_gpu_ecc_errors_total{{{sel},gpu="0"}}')
+    assert {(e["metric"]["error_type"], e["metric"]["scope"], float(e["value"][1])) for e in ecc} == {
+        ("single_bit", "volatile", 0), ("double_bit", "volatile", 0), ("single_bit", "aggregate", 0),
+        ("double_bit", "aggregate", 0)}
     assert values(prometheus, f"sum by (gpu) (inferwatch_gpu_nvlink_errors_total{{{sel}}})") == {"0": 0, "1": 0}
     info = prometheus.query(f"inferwatch_gpu_driver_info{{{sel}}}")[0]["metric"]
     assert (info["driver_version"], info["cuda_version"], info["nvml_version"]) == (
         "550.54.15", "12.4", "12.550.54.15")
-    # PID 4242 is not a container on this host: attributed to the host ("") with its memory.
+    # The fixture reads an empty proc root: PID 4242 is a host process (container_id "") with its memory.
     containers = prometheus.query(f"inferwatch_gpu_container_memory_used_bytes{{{sel}}}")
     assert {(c["metric"]["gpu"], c["metric"].get("container_id", ""), float(c["value"][1])) for c in containers} == {
         ("0", "", 76e9), ("1", "", 76e9)}
@@ -80,6 +83,26 @@ def test_a100x8_mig(prometheus, gpu_exporters) -> None:
     assert unsupported["0"] >= 1 and unsupported["2"] == 0
     uuids = {i["metric"]["mig_uuid"] for i in prometheus.query(f"inferwatch_gpu_mig_instance_info{{{sel}}}")}
     assert len(uuids) == 9 and all(u.startswith("MIG-") for u in uuids)
+
+
+def test_mig_slot_fault(prometheus, gpu_exporters) -> None:
+    """One MIG instance failing its memory query: counted as an error, the GPU and the other instances stay."""
+    job = attach(prometheus, gpu_exporters.start("mig-slot-fault"), "gpu-mig-slot-fault")
+    sel = f'job="{job}"'
+    errors = prometheus.wait_for_series(f"inferwatch_gpu_exporter_errors_total{{{sel}}}")
+    assert [(e["metric"]["stage"], e["metric"]["error"]) for e in errors] == [("mig_device", "Unknown")], \
+        "only the instance's error: no device_handle failure, the GPU was not given up"
+    # Retried every collection (not learned as unsupported): one error per scrape, so far.
+    assert prometheus.query_value(f"sum(inferwatch_gpu_exporter_errors_total{{{sel}}}) - "
+                                  f"sum(inferwatch_gpu_exporter_scrapes_total{{{sel}}})") == 0
+    assert values(prometheus, f"inferwatch_gpu_up{{{sel}}}") == {"0": 1.0}
+    assert values(prometheus, f"inferwatch_gpu_mig_mode_enabled{{{sel}}}") == {"0": 1.0}
+    assert values(prometheus, f"inferwatch_gpu_memory_used_bytes{{{sel}}}") == {"0": 30e9}
+    instances = prometheus.query(f"inferwatch_gpu_mig_instance_info{{{sel}}}")
+    assert sorted((i["metric"]["gpu_instance_id"], i["metric"]["profile"]) for i in instances) == [
+        ("1", "3g.40gb"), ("3", "2g.20gb")], "slot 1 (gpu_instance_id 2) is missing, the others are there"
+    mig_total = values(prometheus, f"inferwatch_gpu_mig_memory_total_bytes{{{sel}}}", "gpu_instance_id")
+    assert mig_total == {"1": 40 * 2**30, "3": 20 * 2**30}
 
 
 def test_fell_off_bus(prometheus, gpu_exporters) -> None:

@@ -13,9 +13,9 @@ import pytest
 from inferwatch.inject import faults, schedule
 from inferwatch.inject.client import Target
 from inferwatch.inject.runner import run
+from inferwatch.lab.fake_openai import DEFAULT_MODEL
 from inferwatch.lab.stack import free_port, wait_until
 
-REPO = Path(__file__).resolve().parent.parent
 TRACE = Path(__file__).parent / "data" / "azure-conv-300.csv"
 
 
@@ -62,6 +62,9 @@ def test_fit_clamps_to_the_context() -> None:
 def test_faults_change_only_the_middle_third() -> None:
     base = schedule.poisson(30, 30, 10, 5, seed=2)
     window = faults.window_of(base)
+    # Every check below is relative to this window, so pin it first: the middle third of a 30 s run.
+    assert 9.5 < window.start <= 10 and 19 < window.end <= 20, window
+    assert sum(1 for a in base if a.at in window) > 200, "about 30/s for 10 s"
     surge = faults.apply("traffic-surge", base, factor=4)
     inside = sum(1 for a in surge if a.at in window)
     assert inside == pytest.approx(4 * sum(1 for a in base if a.at in window), rel=0.01)
@@ -77,22 +80,25 @@ def test_faults_change_only_the_middle_third() -> None:
 
 
 @pytest.fixture(scope="module")
-def minimal_server():
+def fake_engine():
+    """The fake OpenAI server in its own process, as the benchmark runs it (the client gets its own CPU)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "minimal_openai.py"), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "inferwatch.lab.fake_openai", "--port", str(port),
                              "--token-delay", "0.002"])
     url = f"http://127.0.0.1:{port}"
     import urllib.request
 
-    wait_until(lambda: urllib.request.urlopen(url + "/health", timeout=2).status == 200, 20, what="minimal server")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    try:
+        wait_until(lambda: urllib.request.urlopen(url + "/health", timeout=2).status == 200, 20, what="fake engine")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
-def test_open_loop_run_reports_latency_and_errors(minimal_server: str) -> None:
+def test_open_loop_run_reports_latency_and_errors(fake_engine: str) -> None:
     arrivals = faults.apply("error-burst", schedule.poisson(40, 3, 20, 8, seed=4), seed=4)
-    target = Target(minimal_server, "minimal")
+    target = Target(fake_engine, DEFAULT_MODEL)
     report = asyncio.run(run(arrivals, target, concurrency=64, progress=False))
     summary = report.summary()
     invalid = sum(a.invalid for a in arrivals)
@@ -105,16 +111,16 @@ def test_open_loop_run_reports_latency_and_errors(minimal_server: str) -> None:
     assert summary["throughput_output_tokens_per_second"] > 0
 
 
-def test_concurrency_cap_drops_instead_of_slowing_down(minimal_server: str) -> None:
+def test_concurrency_cap_drops_instead_of_slowing_down(fake_engine: str) -> None:
     arrivals = [schedule.Arrival(0.001 * i, 5, 200) for i in range(50)]  # 200 tokens x 2 ms = 0.4 s each
-    report = asyncio.run(run(arrivals, Target(minimal_server, "minimal"), concurrency=10, progress=False))
+    report = asyncio.run(run(arrivals, Target(fake_engine, DEFAULT_MODEL), concurrency=10, progress=False))
     assert report.dropped == 40
     assert report.summary()["errors"] == {"client_overload": 40}
 
 
-def test_cli_end_to_end(minimal_server: str, tmp_path: Path) -> None:
+def test_cli_end_to_end(fake_engine: str, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    result = subprocess.run([str(Path(sys.executable).parent / "inferwatch"), "inject", "--url", minimal_server,
+    result = subprocess.run([str(Path(sys.executable).parent / "inferwatch"), "inject", "--url", fake_engine,
                              "--trace", str(TRACE), "--time-scale", "40", "--limit", "100", "--max-output-tokens",
                              "16", "--json", str(out), "--no-progress"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -194,6 +194,8 @@ class EngineCollector(Collector):
         if result.failure:
             self._failures[(name, result.failure)] += 1
             self._log_failure(result)
+        if result.bug:
+            self.self_metrics.error("probe", result.bug)
         if result.engine_version:
             self._engine_versions[name] = result.engine_version
         version = self._model_version(result)

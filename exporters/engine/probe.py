@@ -35,6 +35,7 @@ class ProbeResult:
     serves_model: bool = False  # the configured model is in /v1/models (the whole list is scanned)
     model_root: str | None = None  # where vLLM loaded the configured model from
     engine_version: str | None = None
+    bug: str = ""  # class of an exception our own probe code raised (counted as a self-metric error)
 
 
 def _status_failure(status: int) -> str:
@@ -96,7 +97,7 @@ async def probe_async(endpoint: EndpointConfig, timeout: float) -> ProbeResult:
         result.failure = failure.reason
         log.debug("probe of %s failed: %s", endpoint.name, failure)
     except Exception as exc:  # a bug in a step: say `error`, never blame a timeout
-        result.failure = "error"
+        result.failure, result.bug = "error", type(exc).__name__
         log.debug("probe of %s raised %s", endpoint.name, type(exc).__name__, exc_info=True)
     result.duration = time.monotonic() - started
     return result

@@ -3,6 +3,16 @@
 Only `--simulate` (or `gpu_exporter.simulate`) imports this module. Scenarios are YAML files in
 `scenarios/`: a list of GPUs built from profiles, with per-GPU overrides that inject faults
 (lost GPU, XID events, throttling, ECC errors, unsupported probes, hung calls, missing driver).
+
+Faults (`unsupported`, `hang`, `fail`) name pynvml functions. A plain name applies to every call
+on that GPU, its MIG instances' handles included; `<function>@mig<slot>` applies only to calls on
+the handle of MIG slot <slot> (e.g. `fail: {"nvmlDeviceGetMemoryInfo@mig1": NVML_ERROR_UNKNOWN}`:
+one broken MIG instance, the GPU and its other instances healthy).
+
+Time: every simulated duration (energy and PCIe counters, throttle time, `lost_after_seconds`,
+XID `at_seconds`) is read from the injectable `clock` (default `time.monotonic`). Pass a
+`ManualClock` and call `SimulatedNvml.advance(seconds)` for readings that are exactly reproducible
+(the golden expositions); event waits still time out in real time, so no thread waits forever.
 """
 
 from __future__ import annotations
@@ -74,9 +84,37 @@ class SimGpu:
     xid: list[dict[str, float]] = field(default_factory=list)  # {code, at_seconds}
     lost: bool = False
     lost_after_seconds: float | None = None  # falls off the bus this long after the driver loads
+    # Faults, keyed by pynvml function name (or `<function>@mig<slot>` for one MIG instance only).
     unsupported: list[str] = field(default_factory=list)  # function names or "field:<id>"
     hang: dict[str, float] = field(default_factory=dict)  # function name -> seconds
     fail: dict[str, str] = field(default_factory=dict)  # function name -> NVML_ERROR_* constant name
+
+    def check_faults(self) -> None:
+        """Fail at load time on a misspelt function, slot or error name, not silently at run time."""
+        for key in [*self.unsupported, *self.hang, *self.fail]:
+            if key.startswith("field:"):
+                continue
+            name, _, slot = key.partition("@mig")
+            if not (name.startswith("nvml") and callable(getattr(SimulatedNvml, name, None))):
+                raise ValueError(f"GPU scenario: GPU {self.index}: no simulated NVML function {name!r}")
+            if slot and not (slot.isdigit() and self.mig is not None and int(slot) < len(self.mig)):
+                raise ValueError(f"GPU scenario: GPU {self.index}: {key!r} names no MIG slot of {self.mig}")
+        for key, error in self.fail.items():
+            if not (error.startswith("NVML_ERROR_") and hasattr(nv, error)):
+                raise ValueError(f"GPU scenario: GPU {self.index}: fail {key!r}: unknown NVML error {error!r}")
+
+
+class ManualClock:
+    """A clock that moves only when told to: simulated time that is exactly reproducible."""
+
+    def __init__(self, start: float = 0.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @dataclass(frozen=True)
@@ -101,6 +139,13 @@ def load_scenario(name_or_path: str) -> dict[str, Any]:
     return yaml.safe_load(candidate.read_text())
 
 
+def _fault_key(faults: Any, name: str, handle: SimHandle) -> str | None:
+    """The key of `faults` that applies to this call: this MIG slot's own first, then the GPU's."""
+    if handle.mig_slot is not None and f"{name}@mig{handle.mig_slot}" in faults:
+        return f"{name}@mig{handle.mig_slot}"
+    return name if name in faults else None
+
+
 def _device_call(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Count the call and apply the GPU's faults before answering, as a broken driver would."""
 
@@ -111,14 +156,16 @@ def _device_call(fn: Callable[..., Any]) -> Callable[..., Any]:
         self.calls[name] += 1
         gpu = self.gpus[handle.gpu]
         if gpu.lost or (gpu.lost_after_seconds is not None
-                        and time.monotonic() - self.started >= gpu.lost_after_seconds):
+                        and self.clock() - self.started >= gpu.lost_after_seconds):
             raise nv.NVMLError(nv.NVML_ERROR_GPU_IS_LOST)
-        if name in gpu.hang:
-            self._release.wait(gpu.hang[name])
-        if name in gpu.unsupported:
+        hang = _fault_key(gpu.hang, name, handle)
+        if hang is not None:
+            self._release.wait(gpu.hang[hang])
+        if _fault_key(gpu.unsupported, name, handle) is not None:
             raise nv.NVMLError(nv.NVML_ERROR_NOT_SUPPORTED)
-        if name in gpu.fail:
-            raise nv.NVMLError(getattr(nv, gpu.fail[name]))
+        fail = _fault_key(gpu.fail, name, handle)
+        if fail is not None:
+            raise nv.NVMLError(getattr(nv, gpu.fail[fail]))
         return fn(self, gpu, handle, *args, **kwargs)
 
     return wrapper
@@ -127,22 +174,25 @@ def _device_call(fn: Callable[..., Any]) -> Callable[..., Any]:
 class SimulatedNvml:
     """Drop-in for the `pynvml` module: same call names, return types and error classes."""
 
-    def __init__(self, gpus: list[SimGpu], driver: dict[str, Any] | None = None, driver_missing: bool = False):
+    def __init__(self, gpus: list[SimGpu], driver: dict[str, Any] | None = None, driver_missing: bool = False,
+                 clock: Callable[[], float] = time.monotonic):
         self.gpus = gpus
+        self.clock = clock
         driver = driver or {}
         self.driver_version = str(driver.get("version", "550.54.15"))
         self.cuda_version = int(driver.get("cuda", 12040))
         self.nvml_version = str(driver.get("nvml", f"12.{self.driver_version}"))
         self.driver_missing = driver_missing
         self.calls: Counter[str] = Counter()
-        self.started = time.monotonic()
+        self.started = clock()  # when "the driver loaded": simulated durations count from here
         self._initialised = 0
         self._release = threading.Event()  # set() ends every simulated hang
-        self._events: list[tuple[float, int, int]] = []  # (due monotonic, gpu, xid)
+        self._events: list[tuple[float, int, int]] = []  # (due on self.clock, gpu, xid)
         self._event_cond = threading.Condition()
 
     @classmethod
-    def from_scenario(cls, name_or_path: str | dict[str, Any]) -> SimulatedNvml:
+    def from_scenario(cls, name_or_path: str | dict[str, Any],
+                      clock: Callable[[], float] = time.monotonic) -> SimulatedNvml:
         spec = name_or_path if isinstance(name_or_path, dict) else load_scenario(name_or_path)
         known = {f.name for f in fields(SimGpu)}
         gpus: list[SimGpu] = []
@@ -160,8 +210,10 @@ class SimulatedNvml:
                 seed = f"{values['name']}/{index}"
                 values.setdefault("uuid", "GPU-" + str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, seed)))
                 values.setdefault("pci_bus_id", f"00000000:{0x18 + index * 0x10 & 0xFF:02X}:00.0")
-                gpus.append(SimGpu(index=index, **values))
-        return cls(gpus, spec.get("driver"), bool(spec.get("driver_missing", False)))
+                gpu = SimGpu(index=index, **values)
+                gpu.check_faults()
+                gpus.append(gpu)
+        return cls(gpus, spec.get("driver"), bool(spec.get("driver_missing", False)), clock=clock)
 
     # -- controls for tests and the demo --------------------------------------------------
     def release_hangs(self) -> None:
@@ -169,8 +221,22 @@ class SimulatedNvml:
 
     def inject_xid(self, gpu: int, code: int) -> None:
         with self._event_cond:
-            self._events.append((time.monotonic(), gpu, code))
+            self._events.append((self.clock(), gpu, code))
             self._event_cond.notify_all()
+
+    def advance(self, seconds: float) -> None:
+        """Move a `ManualClock` on, and wake event waiters so XIDs that became due are delivered."""
+        advance = getattr(self.clock, "advance", None)
+        if advance is None:
+            raise TypeError("advance() needs a SimulatedNvml built with clock=ManualClock()")
+        with self._event_cond:
+            advance(seconds)
+            self._event_cond.notify_all()
+
+    def pending_xids(self) -> int:
+        """XID events scheduled (by the scenario or `inject_xid`) and not yet delivered."""
+        with self._event_cond:
+            return len(self._events) + sum(len(gpu.xid) for gpu in self.gpus)
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(nv, name)  # constants, structs and error classes come from the real binding
@@ -312,7 +378,7 @@ class SimulatedNvml:
         return values
 
     def _field(self, gpu: SimGpu, field_id: int) -> float | None:
-        elapsed = time.monotonic() - self.started
+        elapsed = self.clock() - self.started
         thermal = gpu.clock_event_reasons & (nv.nvmlClocksEventReasonSwThermalSlowdown
                                              | nv.nvmlClocksEventReasonHwThermalSlowdown)
         power = gpu.clock_event_reasons & nv.nvmlClocksEventReasonSwPowerCap
@@ -416,7 +482,7 @@ class SimulatedNvml:
     @_device_call
     def nvmlDeviceRegisterEvents(self, gpu: SimGpu, handle: SimHandle, types: int, event_set: list[int]) -> None:
         event_set.append(gpu.index)
-        now = time.monotonic()
+        now = self.clock()
         with self._event_cond:
             for xid in gpu.xid:
                 self._events.append((now + float(xid.get("at_seconds", 0)), gpu.index, int(xid["code"])))
@@ -424,10 +490,12 @@ class SimulatedNvml:
             self._event_cond.notify_all()
 
     def nvmlEventSetWait(self, event_set: list[int], timeout_ms: int) -> Any:
+        # Whether an event is due is simulated time (self.clock); the timeout is real time, so a
+        # waiter on a ManualClock still returns, and `advance()` wakes it when events become due.
         deadline = time.monotonic() + timeout_ms / 1000
         with self._event_cond:
             while True:
-                now = time.monotonic()
+                now = self.clock()
                 due = [e for e in self._events if e[0] <= now and e[1] in event_set]
                 if due:
                     event = min(due)
@@ -435,8 +503,8 @@ class SimulatedNvml:
                     return SimpleNamespace(
                         device=SimHandle(event[1]), eventType=nv.nvmlEventTypeXidCriticalError,
                         eventData=event[2], gpuInstanceId=0xFFFFFFFF, computeInstanceId=0xFFFFFFFF)
-                if now >= deadline:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     raise nv.NVMLError(nv.NVML_ERROR_TIMEOUT)
-                pending = [e[0] for e in self._events if e[1] in event_set]
-                wake = min([deadline, *pending])
-                self._event_cond.wait(max(0.0, wake - now))
+                pending = [e[0] - now for e in self._events if e[1] in event_set]
+                self._event_cond.wait(min([remaining, *pending]))

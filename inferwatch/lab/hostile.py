@@ -1,11 +1,11 @@
 """Hostile HTTP peers for the hostile test tier and the soak benchmark (lab only).
 
 Each `HostilePeer` misbehaves in one named way on every connection, the way a broken engine, a
-confused proxy or an attacker would. They run on one asyncio loop in a background thread, so a
+confused proxy or an attacker would, at the byte level (healthy neighbours are the lab's one fake
+engine, `inferwatch.lab.fake_openai`). They run on one asyncio loop in a background thread, so a
 hundred hanging connections cost no threads.
 
 Modes:
-- `healthy`: a correct OpenAI-compatible engine (/health, /v1/models, /version)
 - `hang`: accepts, reads the request, never answers
 - `trickle`: a correct answer, one byte every `interval` seconds
 - `slow_headers`: the status line, then nothing
@@ -26,7 +26,7 @@ import struct
 import threading
 from typing import Any
 
-MODES = ("healthy", "hang", "trickle", "slow_headers", "reset", "garbage", "huge", "redirect", "many_models",
+MODES = ("hang", "trickle", "slow_headers", "reset", "garbage", "huge", "redirect", "many_models",
          "odd_ids")
 
 

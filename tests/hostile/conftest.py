@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the shared tests/helpers.py
 
+from inferwatch.lab.fake_openai import Behaviour, FakeOpenAI
 from inferwatch.lab.hostile import HostilePeer
 
 
@@ -25,3 +26,18 @@ def hostile() -> Iterator[Callable[..., HostilePeer]]:
     yield start
     for peer in started:
         peer.stop()
+
+
+@pytest.fixture
+def healthy() -> Iterator[Callable[[], FakeOpenAI]]:
+    """Well-behaved engines serving model "m": the lab's one fake OpenAI server."""
+    started: list[FakeOpenAI] = []
+
+    def start() -> FakeOpenAI:
+        fake = FakeOpenAI(Behaviour(model="m")).start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()

@@ -41,7 +41,7 @@ def up_by_endpoint(seen: dict) -> dict[str, float]:
     ("hang", "timeout"), ("trickle", "timeout"), ("slow_headers", "timeout"), ("reset", "malformed"),
     ("garbage", "malformed"), ("huge", "malformed"),
 ])
-def test_each_hostile_mode_has_a_reason_and_a_real_duration(hostile, mode: str, reason: str) -> None:
+def test_each_hostile_mode_has_a_reason_and_a_real_duration(hostile, healthy, mode: str, reason: str) -> None:
     peer = hostile(mode)
     result = probe(endpoint(mode, peer.url), timeout=0.5)
     assert (result.healthy, result.failure) == (False, reason)
@@ -50,12 +50,12 @@ def test_each_hostile_mode_has_a_reason_and_a_real_duration(hostile, mode: str, 
         assert result.duration < 0.5, "a fast failure reports its real duration, not the deadline"
 
 
-def test_a_reset_after_health_still_names_the_failure(hostile) -> None:
+def test_a_reset_after_health_still_names_the_failure(hostile, healthy) -> None:
     refused = probe(endpoint("gone", f"http://127.0.0.1:{free_port()}"), timeout=0.5)
     assert refused.failure == "refused"
 
 
-def test_whole_model_list_is_scanned_and_odd_ids_are_cleaned(hostile) -> None:
+def test_whole_model_list_is_scanned_and_odd_ids_are_cleaned(hostile, healthy) -> None:
     many = probe(endpoint("many", hostile("many_models", count=10_000).url), timeout=2.0)
     assert (many.healthy, many.failure, many.serves_model) == (True, "", True), "the model listed 10,001st is found"
     assert len(many.served_models) == 32, "exported served models stay capped"
@@ -66,9 +66,9 @@ def test_whole_model_list_is_scanned_and_odd_ids_are_cleaned(hostile) -> None:
         assert len(served) <= 128 and "\x07" not in served and "\x1b" not in served
 
 
-def test_odd_ids_do_not_break_the_scrape(hostile) -> None:
+def test_odd_ids_do_not_break_the_scrape(hostile, healthy) -> None:
     config = EngineExporterConfig(listen_address="127.0.0.1", port=0, probe_timeout_seconds=1.0, endpoints=[
-        endpoint("odd", hostile("odd_ids").url), endpoint("ok", hostile("healthy").url)])
+        endpoint("odd", hostile("odd_ids").url), endpoint("ok", healthy().url)])
     exporter = engine_server.start(config)
     try:
         seen = scrape(exporter.url)
@@ -77,28 +77,42 @@ def test_odd_ids_do_not_break_the_scrape(hostile) -> None:
     assert up_by_endpoint(seen) == {"odd": 1.0, "ok": 1.0}
 
 
-def test_auth_header_never_follows_a_redirect_to_another_origin(hostile, monkeypatch) -> None:
+def test_auth_header_never_follows_a_redirect_to_another_origin(hostile, healthy, monkeypatch) -> None:
     monkeypatch.setenv("ENGINE_TOKEN", "Bearer s3cret")
-    elsewhere = hostile("healthy")
+    elsewhere = healthy()
     origin = hostile("redirect", location=elsewhere.url)
     result = probe(endpoint("r", origin.url, auth_header_env="ENGINE_TOKEN"), timeout=1.0)
     assert result.failure == "redirect"
     assert origin.requests and origin.requests[0]["authorization"] == "Bearer s3cret"
-    assert elsewhere.requests == [], "the other origin (another port) was never contacted"
+    assert not elsewhere.requests, "the other origin (another port) was never contacted"
 
 
-def test_same_origin_redirect_is_followed(hostile, monkeypatch) -> None:
-    """A proxy that redirects /health to /health/ on the same host is fine."""
-    healthy = hostile("healthy")
-    same = hostile("redirect", location=healthy.url)  # another port = another origin
-    assert probe(endpoint("s", same.url), timeout=1.0).failure == "redirect"
-    assert probe(endpoint("h", healthy.url), timeout=1.0).failure == ""
+def test_same_origin_redirect_is_followed_with_its_token(monkeypatch) -> None:
+    """A proxy that moves /health to /healthz on the same host and port is followed."""
+    from aiohttp import web
+
+    from inferwatch.lab.fake_openai import Behaviour, FakeOpenAI
+
+    seen: list[str | None] = []
+
+    async def moved(request: web.Request, behaviour: Behaviour) -> web.StreamResponse:
+        return web.Response(status=302, headers={"Location": "/healthz"})
+
+    async def healthz(request: web.Request, behaviour: Behaviour) -> web.StreamResponse:
+        seen.append(request.headers.get("Authorization"))
+        return web.Response(status=200)
+
+    monkeypatch.setenv("ENGINE_TOKEN", "Bearer s3cret")
+    with FakeOpenAI(Behaviour(model="m", routes={"GET /health": moved, "GET /healthz": healthz})) as fake:
+        result = probe(endpoint("s", fake.url, auth_header_env="ENGINE_TOKEN"), timeout=1.0)
+    assert (result.healthy, result.failure) == (True, "")
+    assert seen == ["Bearer s3cret"], "same origin: followed, with the token"
 
 
-def test_many_hanging_and_trickling_endpoints_do_not_blind_healthy_ones(hostile) -> None:
+def test_many_hanging_and_trickling_endpoints_do_not_blind_healthy_ones(hostile, healthy) -> None:
     """70 hanging and 19 trickling endpoints next to 10 healthy ones: every healthy one is up on every scrape."""
     hang, trickle = hostile("hang"), hostile("trickle")
-    healthy = [hostile("healthy") for _ in range(10)]
+    healthy = [healthy() for _ in range(10)]
     endpoints = [endpoint(f"hang-{i}", hang.url) for i in range(70)]
     endpoints += [endpoint(f"trickle-{i}", trickle.url) for i in range(19)]
     endpoints += [endpoint(f"ok-{i}", peer.url) for i, peer in enumerate(healthy)]
@@ -125,7 +139,7 @@ def test_many_hanging_and_trickling_endpoints_do_not_blind_healthy_ones(hostile)
         exporter.stop()
 
 
-def test_sigterm_stops_the_exporter_promptly_while_probes_hang(hostile, tmp_path: Path) -> None:
+def test_sigterm_stops_the_exporter_promptly_while_probes_hang(hostile, healthy, tmp_path: Path) -> None:
     hang = hostile("hang")
     config = tmp_path / "c.yaml"
     port = free_port()
