@@ -175,13 +175,18 @@ class WebServer(ThreadingHTTPServer):
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(self.idle_timeout)
-        if self.tls is not None:
-            try:  # in this connection's thread, bounded by the idle timeout
-                request = self.tls.wrap_socket(request, server_side=True)
-            except (OSError, ssl.SSLError) as exc:
-                log.debug("TLS handshake with %s failed: %s", client_address, exc)
-                return
-        self.RequestHandlerClass(request, client_address, self)
+        if self.tls is None:
+            self.RequestHandlerClass(request, client_address, self)
+            return
+        try:  # in this connection's thread, bounded by the idle timeout
+            wrapped = self.tls.wrap_socket(request, server_side=True)  # takes over the descriptor
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("TLS handshake with %s failed: %s", client_address, exc)
+            return
+        try:
+            self.RequestHandlerClass(wrapped, client_address, self)
+        finally:
+            wrapped.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # no tracebacks for dropped clients
         log.debug("connection from %s failed", client_address, exc_info=True)
