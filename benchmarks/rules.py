@@ -9,7 +9,9 @@ series the recording rules add.
 
 Target: every rule group evaluates in <= 100 ms.
 
-Run: .venv/bin/python benchmarks/rules.py [--minutes 4]
+Run: .venv/bin/python benchmarks/rules.py [--minutes 4] [--config inferwatch.yaml]
+(`--config`: the rules rendered from that file's slo/cost sections, e.g. per-model SLO thresholds
+for model-0 / model-1, to measure what the per-model branches cost.)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 from inferwatch import rules
+from inferwatch.config import load_config
 from inferwatch.lab.stack import Prometheus
 
 INSTANCES, MODELS, GPUS_PER_HOST = 200, 2, 8
@@ -115,13 +118,15 @@ def serve(exposition: FleetExposition) -> http.server.ThreadingHTTPServer:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=4.0)
+    parser.add_argument("--config", help="render the rules from this inferwatch.yaml (default: the shipped rules)")
     args = parser.parse_args()
+    config = load_config(args.config) if args.config else None
     exposition = FleetExposition()
     server = serve(exposition)
     target = f"127.0.0.1:{server.server_address[1]}"
     with tempfile.TemporaryDirectory() as tmp:
         rule_files = []
-        for relative, text in rules.rendered().items():
+        for relative, text in rules.rendered(config).items():
             path = Path(tmp) / Path(relative).name
             path.write_text(text)
             rule_files.append(str(path))

@@ -2,13 +2,21 @@
 
 Time 0 is a Monday 00:00. Days 5 and 6 are the weekend (lower traffic, lower latency peaks).
 Faults start on day 7 (the second Monday), when a full week of history exists.
+Also: expected alerts from a rendered alerts file, per-area subsets of the rule files, and
+promtool runs in the background.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
-from collections.abc import Callable
+import re
+import subprocess
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import yaml
 
 MINUTE = 60
 HOUR = 60 * MINUTE
@@ -114,7 +122,6 @@ FILTERS = {"": go_float, "humanizeDuration": humanize_duration, "humanizePercent
 
 
 def render_template(template: str, labels: dict[str, str], value: float) -> str:
-    import re
 
     def one(match: re.Match) -> str:
         expr = match.group(1).strip()
@@ -125,3 +132,87 @@ def render_template(template: str, labels: dict[str, str], value: float) -> str:
         return FILTERS[fn](value)
 
     return re.sub(r"\{\{(.*?)\}\}", one, template)
+
+
+# -- rule files and promtool runs ----------------------------------------------------------------
+
+def alert_rules(text: str) -> dict[str, list[dict]]:
+    """Alert name -> its rules (one per severity) in a rendered alerts file."""
+    alerts: dict[str, list[dict]] = {}
+    for group in yaml.safe_load(text)["groups"]:
+        for rule in group["rules"]:
+            alerts.setdefault(rule["alert"], []).append(rule)
+    return alerts
+
+
+def expected_alert(alerts: dict[str, list[dict]], name: str, labels: dict[str, str], value: float | None = None,
+                   severity: str | None = None) -> dict:
+    """The full alert promtool must see: series labels + rule labels, annotations rendered."""
+    (rule,) = [r for r in alerts[name] if severity in (None, r["labels"]["severity"])]
+    all_labels = {**labels, **rule["labels"]}
+    notes = dict(rule["annotations"])
+    if "$value" in notes["description"]:
+        assert value is not None, f"{name}: its description shows $value, give the expected value"
+    notes["description"] = render_template(notes["description"], all_labels, value)
+    return {"exp_labels": all_labels, "exp_annotations": notes}
+
+
+def area(group_name: str) -> str:
+    """Every group is named inferwatch.<area>.<...>: the mixin file it comes from."""
+    return group_name.split(".")[1]
+
+
+def rule_subset(files: Iterable[Path], areas: set[str], folder: Path,
+                keep: Callable[[str, dict], bool] = lambda group, rule: True) -> list[str]:
+    """Copies of rendered rule files holding only the groups of `areas` (and the rules `keep(group
+    name, rule)` accepts): promtool evaluates every rule at every step, so leaving out what a test
+    does not exercise makes it several times faster."""
+    paths = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        document = yaml.safe_load(Path(path).read_text())
+        groups = [{**g, "rules": [r for r in g["rules"] if keep(g["name"], r)]}
+                  for g in document["groups"] if area(g["name"]) in areas]
+        groups = [g for g in groups if g["rules"]]
+        if groups:
+            target = folder / Path(path).name
+            target.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False, width=10**9))
+            paths.append(str(target))
+    return paths
+
+
+class PromtoolRun:
+    """`promtool test rules` started in the background, so independent runs share the CPUs."""
+
+    def __init__(self, path: Path, test: dict, timeout: float = 600):
+        path.write_text(json.dumps(test, indent=1))  # JSON is YAML, and much faster to write
+        self.timeout = timeout
+        self.process = subprocess.Popen(["promtool", "test", "rules", str(path)], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+
+    def assert_passed(self) -> None:
+        stdout, stderr = self.process.communicate(timeout=self.timeout)
+        assert self.process.returncode == 0, stdout[-6000:] + stderr[-2000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+def promtool_test(rule_files: list[str], series: Series, interval: str, alert_checks: list[dict] | None = None,
+                  expr_checks: list[dict] | None = None) -> dict:
+    test: dict = {"interval": interval, "input_series": [{"series": k, "values": v} for k, v in series.items()]}
+    if alert_checks:
+        test["alert_rule_test"] = alert_checks
+    if expr_checks:
+        test["promql_expr_test"] = expr_checks
+    return {"rule_files": rule_files, "evaluation_interval": interval, "tests": [test]}
+
+
+def run_promtool(path: Path, test: dict, timeout: float = 600) -> None:
+    run = PromtoolRun(path, test, timeout)
+    try:
+        run.assert_passed()
+    finally:
+        run.stop()

@@ -1,50 +1,78 @@
-"""The rendered rules: fresh, lint-clean, and unit-tested with `promtool test rules`.
+"""The rendered rules: fresh, lint-clean, built from independent mixin areas, and unit-tested with
+`promtool test rules`.
 
 Two simulated weeks (see promtool_cases.py): every alert fires on its fault on the second Monday
-and stays silent through a normal week with daily and weekly patterns.
+and stays silent through a normal week with daily and weekly patterns. Per-model SLOs/SLAs from a
+config file: tests/test_rules_models.py.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 from promtool_cases import (
     DAY,
     FAULT_AT,
     HOUR,
     MINUTE,
+    PromtoolRun,
     after,
+    alert_rules,
+    area,
     at,
     counter,
     daily,
     noisy,
-    render_template,
+    promtool_test,
+    rule_subset,
+    run_promtool,
     values,
 )
+from promtool_cases import expected_alert as _expected_alert
 
-from inferwatch import rules
+from inferwatch import assets, cli, rules
+from inferwatch.config import InferwatchConfig
 
 REPO = Path(__file__).resolve().parent.parent
 RULE_FILES = [REPO / path for path in rules.OUTPUTS.values()]
+MIXIN = REPO / "inferwatch" / "mixin"
+AREAS = ("serving", "slo", "adaptive", "engine", "gpu")  # inferwatch/mixin/<area>.libsonnet
 STEP = 5 * MINUTE
+ALERTS = alert_rules((REPO / rules.OUTPUTS["prometheusAlerts"]).read_text())
 
 
-def load_alerts() -> dict[str, list[dict]]:
-    alerts: dict[str, list[dict]] = {}
-    for group in yaml.safe_load((REPO / rules.OUTPUTS["prometheusAlerts"]).read_text())["groups"]:
-        for rule in group["rules"]:
-            alerts.setdefault(rule["alert"], []).append(rule)
-    return alerts
+@functools.cache
+def rendered_defaults() -> dict[str, str]:
+    return rules.rendered()
 
 
-ALERTS = load_alerts()
+def expected_alert(name: str, labels: dict[str, str], value: float | None = None, severity: str | None = None) -> dict:
+    return _expected_alert(ALERTS, name, labels, value, severity)
 
 
 def test_rendered_rules_are_fresh() -> None:
-    assert rules.render(REPO, check=True) == [], "run `inferwatch rules render` and commit the result"
+    committed = {path: (REPO / path).read_text() for path in rules.OUTPUTS.values()}
+    assert rendered_defaults() == committed, "run `inferwatch rules render` and commit the result"
+    assert assets.rule_files() == committed  # what the installed package ships
+
+
+def test_config_defaults_are_the_mixin_defaults() -> None:
+    """A config file that sets nothing renders exactly the shipped rules (inferwatch/config.py and
+    config.libsonnet agree on every SLO, SLA and price)."""
+    def body(text: str) -> str:
+        return text[text.index("groups:"):]
+
+    from_config = rules.rendered(InferwatchConfig(), source="inferwatch.yaml")
+    assert {p: body(t) for p, t in from_config.items()} == {p: body(t) for p, t in rendered_defaults().items()}
+    assert from_config != rendered_defaults(), "the header says the rules came from a config file"
+    assert "--config inferwatch.yaml" in next(iter(from_config.values())).splitlines()[0]
 
 
 def test_promtool_check_rules_lint_clean() -> None:
@@ -57,6 +85,7 @@ def test_mixin_conventions() -> None:
     for path in RULE_FILES:
         for group in yaml.safe_load(path.read_text())["groups"]:
             assert len(group["name"]) <= 40 and len(group["rules"]) <= 20, group["name"]
+            assert group["name"].startswith("inferwatch.") and area(group["name"]) in AREAS, group["name"]
             for rule in group["rules"]:
                 if "record" in rule:
                     assert re.fullmatch(r"[a-z_]*:[a-z0-9_]+:[a-z0-9_]+", rule["record"]), rule["record"]
@@ -73,11 +102,89 @@ def test_mixin_conventions() -> None:
             assert (REPO / "docs" / "runbooks" / runbook).is_file(), f"missing runbook for {name}"
 
 
+# -- the mixin's structure -------------------------------------------------------------------------
+
+def _evaluate(code: str) -> dict:
+    import _jsonnet
+
+    return json.loads(_jsonnet.evaluate_snippet("test", code, import_callback=rules._importer(assets.mixin_dir())))
+
+
+def test_mixin_areas_read_only_config() -> None:
+    """Each area file reads nothing but `$._config` (helpers come from lib.libsonnet by import)."""
+    assert sorted(p.stem for p in MIXIN.glob("*.libsonnet")) == sorted([*AREAS, "config", "lib", "mixin"])
+    for name in AREAS:
+        source = re.sub(r"//.*", "", (MIXIN / f"{name}.libsonnet").read_text())
+        foreign = set(re.findall(r"\$\.(\w+)", source)) - {"_config"}
+        assert not foreign, f"{name}.libsonnet reads {sorted(foreign)} outside $._config"
+        assert not re.search(r"\$\[|\bsuper\.(?!labels|rules|groups)", source), f"{name}.libsonnet reaches outside _config"
+        assert "runbook_url" not in source and "c.service" not in source, f"{name}: shared fields are stamped in lib"
+    lib = re.sub(r"//.*", "", (MIXIN / "lib.libsonnet").read_text())
+    own = set(re.findall(r"^  (\w+)\(.*\)::", lib, re.MULTILINE))
+    assert set(re.findall(r"\$\.(\w+)", lib)) <= own, "lib.libsonnet: functions of their arguments only"
+
+
+def test_each_area_evaluates_alone_and_the_mixin_composes_them() -> None:
+    """config + one area renders on its own (no hidden dependency on another area), exposes nothing
+    but the mixin objects, and the composed mixin is exactly the areas' groups in order."""
+    whole = rules.evaluate()
+    groups: dict[str, list] = {"prometheusRules": [], "prometheusAlerts": []}
+    for name in AREAS:
+        alone = _evaluate(f"""
+            local lib = import 'lib.libsonnet';
+            local m = (import 'config.libsonnet') + (import '{name}.libsonnet');
+            {{
+              fields: std.objectFieldsAll(m),
+              prometheusRules: std.get(m, 'prometheusRules', {{groups: []}}),
+              prometheusAlerts: lib.withSharedFields(std.get(m, 'prometheusAlerts', {{groups: []}}), m._config),
+            }}""")
+        assert set(alone["fields"]) <= {"_config", "prometheusRules", "prometheusAlerts"}, (name, alone["fields"])
+        for key in groups:
+            assert all(area(g["name"]) == name for g in alone[key]["groups"]), name
+            groups[key] += alone[key]["groups"]
+    assert groups == {key: whole[key]["groups"] for key in groups}
+
+
+def test_windows_and_durations_come_from_config() -> None:
+    """No area hard-codes a window or `for:` duration: changing _config changes every one of them."""
+    changed = rules.evaluate("""{_config+:: {
+      engine+: {downFor: '3m', modelUnavailableFor: '4m', redundancyLowFor: '6m', versionChangeWindow: '23m',
+                versionSkewFor: '8m', exporterDownFor: '9m'},
+      kvCache+: {'for': '11m'}, preemptionStormFor: '12m',
+      gpu+: {lostFor: '13m', nvmlUnavailableFor: '14m', xidWindow: '1h', rowRemapPendingFor: '16m', thermalFor: '17m',
+             powerCapWindow: '18m', powerThrottlingFor: '19m', collectTimeoutWindow: '20m'},
+      adaptive+: {seasonalInterval: '2m', seasonalLookback: '7m', seasonalWindow: '4h', seasonalPeriods: ['1d'],
+                  'for': '21m'},
+      sla+: {'for': '22m'},
+      slo+: {windows: ['5m', '30m', '1h', '2h', '6h', '1d', '3d', '28d'], period: '28d'},
+    }}""")
+    text = json.dumps(changed)
+    alerts = {r["alert"] + "/" + r["labels"]["severity"]: r for g in changed["prometheusAlerts"]["groups"]
+              for r in g["rules"]}
+    fors = {name.split("/")[0]: r.get("for") for name, r in alerts.items() if "BudgetBurn" not in name}
+    assert fors == {
+        "LLMEngineDown": "3m", "LLMModelUnavailable": "4m", "LLMModelRedundancyLow": "6m",
+        "LLMModelVersionChanged": None, "LLMModelVersionSkew": "8m", "LLMKVCacheSaturationPredicted": "11m",
+        "LLMPreemptionStorm": "12m", "InferwatchExporterDown": "9m", "GPULost": "13m", "GPUNvmlUnavailable": "14m",
+        "GPUXidCriticalError": None, "GPUEccDoubleBitError": None, "GPURowRemapFailure": None,
+        "GPURowRemapPending": "16m", "GPUThermalThrottling": "17m", "GPUPowerThrottling": "19m",
+        "GPUExporterCollectTimeouts": None, "LLMTimeToFirstTokenAboveBaseline": "21m",
+        "LLMInterTokenLatencyAboveBaseline": "21m", "LLMTimeToFirstTokenSLABreach": "22m",
+        "LLMInterTokenLatencySLABreach": "22m",
+    }
+    for needle in ("[23m]) > 0", "< 3600", "XID {{ $labels.xid }} in the last 1 hour.", "[18m]) > 0.5", "[20m]) > 0",
+                   "[4h] offset 1320m", "[7m])", "ratio_rate28d", "SLO period (28 days)"):
+        assert needle in text, needle
+    for stale in ("[10m]", "offset 10020m", "< 600", "ratio_rate30d", "[2h] offset"):
+        assert stale not in text, stale
+    (seasonal,) = [g for g in changed["prometheusRules"]["groups"] if g["name"] == "inferwatch.adaptive.seasonal.rules"]
+    assert seasonal["interval"] == "2m"
+
+
 def test_prometheus_operator_rule() -> None:
     document = yaml.safe_load(rules.prometheus_rule("inferwatch", "monitoring", {"release": "kps"}))
     assert document["kind"] == "PrometheusRule" and document["metadata"]["labels"] == {"release": "kps"}
-    assert len(document["spec"]["groups"]) == sum(
-        len(yaml.safe_load(p.read_text())["groups"]) for p in RULE_FILES)
+    assert document["spec"]["groups"] == [g for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]]
 
 
 # -- the simulated fleet ---------------------------------------------------------------------------
@@ -215,37 +322,13 @@ def fleet_faults() -> list[tuple[str, str, dict[str, str], float]]:
     ]
 
 
-def expected_alert(name: str, labels: dict[str, str], value: float | None = None, severity: str | None = None) -> dict:
-    """The full alert promtool must see: series labels + rule labels, annotations rendered."""
-    (rule,) = [r for r in ALERTS[name] if severity in (None, r["labels"]["severity"])]
-    all_labels = {**labels, **rule["labels"]}
-    notes = dict(rule["annotations"])
-    if "$value" in notes["description"]:
-        assert value is not None, f"{name}: its description shows $value, give the expected value"
-    notes["description"] = render_template(notes["description"], all_labels, value)
-    return {"exp_labels": all_labels, "exp_annotations": notes}
-
-
 def silent_checks(names: list[str], until: float) -> list[dict]:
     """Every named alert quiet at night, morning, peak and evening of every day before `until`."""
     times = [d * DAY + h * HOUR for d in range(1, 8) for h in (3, 9, 15, 21) if d * DAY + h * HOUR < until]
     return [{"eval_time": at(0, 0, t / MINUTE), "alertname": name, "exp_alerts": []} for t in times for name in names]
 
 
-def run_promtool(tmp_path: Path, series: dict[str, str], checks: list[dict], name: str) -> None:
-    test = {
-        "rule_files": [str(p) for p in RULE_FILES],
-        "evaluation_interval": "5m",
-        "tests": [{"interval": "5m", "input_series": [{"series": k, "values": val} for k, val in series.items()],
-                   "alert_rule_test": checks}],
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(test, width=10**9, sort_keys=False))
-    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-
-
-def test_fleet_week(tmp_path: Path) -> None:
+def fleet_checks() -> list[dict]:
     faults = fleet_faults()
     checks = []
     m3 = {  # m3 runs above the SLA from 10:00 on the second Monday, so it is in every later check
@@ -271,7 +354,7 @@ def test_fleet_week(tmp_path: Path) -> None:
                    "exp_alerts": [expected_alert("LLMTimeToFirstTokenSLABreach", {"model_name": "m3"}, 2.5)]})
     fleet_alerts = sorted({f[0] for f in faults})
     checks += silent_checks(fleet_alerts, until=7 * DAY + 10 * HOUR)
-    run_promtool(tmp_path, fleet_series(), checks, "fleet-week")
+    return checks
 
 
 # -- SLO burn rates, from raw vLLM counters and histograms ---------------------------------------
@@ -323,15 +406,15 @@ def slo_checks() -> list[dict]:
     return checks
 
 
-def test_slo_week(tmp_path: Path) -> None:
-    run_promtool(tmp_path, slo_series(), slo_checks(), "slo-week")
-
-
 def test_every_alert_has_a_fault_case_and_a_quiet_week() -> None:
     covered = {f[0] for f in fleet_faults()} | set(SLO_ALERTS)
     assert covered == set(ALERTS), f"alerts without promtool cases: {sorted(set(ALERTS) - covered)}"
     severities = {(c["alertname"], a["exp_labels"]["severity"]) for c in slo_checks() for a in c["exp_alerts"]}
     assert {(n, s) for n in SLO_ALERTS for s in ("critical", "warning")} <= severities
+    # the week tests load only their areas' groups: together those hold every alert
+    weekly = {r["alert"] for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]
+              if area(g["name"]) in set().union(*WEEK_AREAS.values()) for r in g["rules"] if "alert" in r}
+    assert weekly == set(ALERTS)
 
 
 # -- recording rules from raw engine series (one hour, exact values) --------------------------------
@@ -378,38 +461,85 @@ def test_recording_rules_from_raw_engine_series(tmp_path: Path) -> None:
         label_text = ",".join(f'model_name="{v}"' for v in labels.values() if v)
         return {"labels": f"{{{label_text}}}", "value": value}
 
-    test = {
-        "rule_files": [str(p) for p in RULE_FILES],
-        "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": [{"series": k, "values": val} for k, val in series.items()],
-            "promql_expr_test": [
-                {"expr": f"round({name}, 0.000001)", "eval_time": "30m",
-                 "exp_samples": [sample({"model_name": m}, value) for m, value in expected.items()]}
-                for name, expected in expr_tests
-            ],
-        }],
-    }
-    path = tmp_path / "raw.yaml"
-    path.write_text(yaml.safe_dump(test, width=10**9, sort_keys=False))
-    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    test = promtool_test([str(p) for p in RULE_FILES], series, "1m", expr_checks=[
+        {"expr": f"round({name}, 0.000001)", "eval_time": "30m",
+         "exp_samples": [sample({"model_name": m}, value) for m, value in expected.items()]}
+        for name, expected in expr_tests
+    ])
+    run_promtool(tmp_path / "raw.yaml", test, timeout=120)
 
 
-def test_rules_cli(tmp_path: Path) -> None:
-    import sys
+# -- the CLI ----------------------------------------------------------------------------------------
 
-    exe = str(Path(sys.executable).parent / "inferwatch")
-    fresh = subprocess.run([exe, "rules", "render", "--check", "--root", str(REPO)], capture_output=True, text=True)
-    assert (fresh.returncode, fresh.stdout.strip()) == (0, "up to date")
-    stale = subprocess.run([exe, "rules", "render", "--check", "--root", str(tmp_path)], capture_output=True, text=True)
-    assert stale.returncode == 1 and "stale (run `inferwatch rules render`)" in stale.stderr
-    written = subprocess.run([exe, "rules", "render", "--root", str(tmp_path)], capture_output=True, text=True)
-    assert written.returncode == 0
+def test_rules_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["rules", "render", "--check", "--out", str(REPO)]) == 0
+    assert capsys.readouterr().out.strip() == "up to date"
+    assert cli.main(["rules", "render", "--check", "--out", str(tmp_path)]) == 1
+    stale = capsys.readouterr().err
+    assert "stale (run `inferwatch rules render`" in stale and "recording_rules/inferwatch.rules.yaml" in stale
+    assert not (tmp_path / "recording_rules").exists()  # --check writes nothing
+    assert cli.main(["rules", "render", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {tmp_path}/recording_rules/inferwatch.rules.yaml, ")
     for relative in rules.OUTPUTS.values():
         assert (tmp_path / relative).read_text() == (REPO / relative).read_text()
-    operator = subprocess.run([exe, "rules", "operator", "--namespace", "obs", "--label", "release=kps"],
-                              capture_output=True, text=True)
-    document = yaml.safe_load(operator.stdout)
+    assert cli.main(["rules", "operator", "--namespace", "obs", "--label", "release=kps"]) == 0
+    document = yaml.safe_load(capsys.readouterr().out)
     assert (document["metadata"]["namespace"], document["metadata"]["labels"]) == ("obs", {"release": "kps"})
+
+
+def test_rules_cli_without_jsonnet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A bare install (no 'rules' extra) still writes the shipped defaults; a config file needs jsonnet."""
+    from inferwatch.kit import extras
+
+    monkeypatch.setattr(extras, "installed", lambda extra: extra != "rules")
+    monkeypatch.delenv("INFERWATCH_CONFIG", raising=False)
+    assert cli.main(["rules", "render", "--out", str(tmp_path)]) == 0
+    assert {p: (tmp_path / p).read_text() for p in rules.OUTPUTS.values()} == assets.rule_files()
+    capsys.readouterr()
+    assert cli.main(["rules", "operator"]) == 0 and "PrometheusRule" in capsys.readouterr().out
+    config = tmp_path / "inferwatch.yaml"
+    config.write_text("cost: {gpu_hour_price_usd: 3}\n")
+    assert cli.main(["rules", "render", "-c", str(config), "--out", str(tmp_path)]) == 2
+    assert "needs the 'rules' extra: pip install 'inferwatch[rules]'" in capsys.readouterr().err
+
+
+# -- the weeks run in the background from the module's first test (promtool is single-threaded), ---
+# each on the rules it exercises: the fleet week on every area but the SLOs, the SLO week as one
+# promtool per SLO. Their tests come last, so the tests above run meanwhile.
+
+WEEK_AREAS = {"fleet": {"serving", "adaptive", "engine", "gpu"}, "slo": {"slo"}}
+# The fleet week gives the latency levels directly: the serving area's histogram groups have no input.
+HISTOGRAM_GROUPS = {f"inferwatch.serving.{h}.rules" for h in ("ttft", "itl", "e2e", "queue", "instance")}
+
+
+def _one_slo(slo: str):
+    return lambda group, rule: group == f"inferwatch.slo.{slo}.rules" or rule.get("labels", {}).get("slo") == slo
+
+
+@pytest.fixture(scope="module", autouse=True)
+def weeks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, PromtoolRun]]:
+    if not {item.originalname for item in request.session.items} & {"test_fleet_week", "test_slo_week"}:
+        yield {}  # e.g. `-k cli`: no week selected, start nothing
+        return
+    tmp = tmp_path_factory.mktemp("weeks")
+    runs = {"fleet": PromtoolRun(tmp / "fleet-week.yaml", promtool_test(
+        rule_subset(RULE_FILES, WEEK_AREAS["fleet"], tmp / "fleet", keep=lambda group, rule: group not in HISTOGRAM_GROUPS),
+        fleet_series(), "5m", fleet_checks()))}
+    series, checks = slo_series(), slo_checks()
+    for slo in sorted(set(SLO_ALERTS.values())):
+        files = rule_subset(RULE_FILES, WEEK_AREAS["slo"], tmp / slo, keep=_one_slo(slo))
+        mine = [check for check in checks if SLO_ALERTS[check["alertname"]] == slo]
+        runs[f"slo-{slo}"] = PromtoolRun(tmp / f"slo-{slo}-week.yaml", promtool_test(files, series, "5m", mine))
+    yield runs
+    for run in runs.values():
+        run.stop()
+
+
+def test_fleet_week(weeks: dict[str, PromtoolRun]) -> None:
+    weeks["fleet"].assert_passed()
+
+
+@pytest.mark.parametrize("slo", ["availability", "ttft", "itl"])
+def test_slo_week(weeks: dict[str, PromtoolRun], slo: str) -> None:
+    weeks[f"slo-{slo}"].assert_passed()

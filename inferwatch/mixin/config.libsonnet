@@ -1,5 +1,8 @@
-// inferwatch mixin configuration. Override any field in your own jsonnet:
+// inferwatch mixin configuration: the only thing the area files (serving, slo, adaptive, gpu,
+// engine) read. Override any field in your own jsonnet:
 //   (import 'inferwatch/mixin/mixin.libsonnet') + { _config+:: { slo+: { availabilityTarget: 0.995 } } }
+// `inferwatch rules render --config inferwatch.yaml` generates the slo/sla/price overrides from
+// the file's `slo:` and `cost:` sections (`inferwatch rules overrides` prints them as jsonnet).
 {
   _config+:: {
     // Selectors for each scrape job (add e.g. cluster="prod" to scope them).
@@ -10,7 +13,7 @@
     gpuSelector: 'job=~".*inferwatch-gpu.*"',
     engineExporterSelector: 'job=~".*inferwatch-engine.*"',
 
-    // Windows used by the basic recording rules.
+    // Rate window of the basic recording rules and of the SLIs (recorded names end in rate<window>).
     rateWindow: '5m',
 
     // Requests/s below which a model's latency is too noisy to judge (minimum-traffic guard).
@@ -24,25 +27,38 @@
       sensitivity: 3,
       // One spike cannot widen the band by more than this fraction of the centre.
       maxSpreadRatio: 0.5,
-      // Seasonal references: the same time yesterday and a week ago, each a window this wide.
+      // Spread = this quantile minus the median of each reference window.
+      spreadQuantile: 0.9,
+      // Seasonal references: the same time this long ago (yesterday, last week), each a window this wide.
+      seasonalPeriods: ['1d', '1w'],
       seasonalWindow: '2h',
+      // The seasonal group's evaluation interval, and how far back the band looks for its last value
+      // (longer than the interval, so the band has no gaps between seasonal evaluations).
+      seasonalInterval: '5m',
+      seasonalLookback: '10m',
       'for': '5m',
     },
 
     // Latency SLA per model (seconds): the threshold is never above it, and crossing it always fires.
     sla: {
-      ttftSeconds: { default: 2.0, overrides: {} },
+      ttftSeconds: { default: 2.0, overrides: {} },  // overrides: model_name -> seconds
       itlSeconds: { default: 0.2, overrides: {} },
       'for': '5m',
     },
 
-    // SLOs (30-day window) and multi-window multi-burn-rate tiers (Google SRE workbook).
+    // SLOs and multi-window multi-burn-rate tiers (Google SRE workbook).
     slo: {
+      period: '30d',  // the error budget's window
+      // SLI windows: rateWindow is the base rate; longer ones average it. Must hold every burn-rate window and the period.
+      windows: ['5m', '30m', '1h', '2h', '6h', '1d', '3d', '30d'],
       availabilityTarget: 0.99,
       ttftTarget: 0.95,  // share of requests with TTFT under ttftThresholdSeconds
-      ttftThresholdSeconds: '1.0',  // must be a bucket bound vLLM exposes (le="1.0")
+      ttftThresholdSeconds: '1.0',  // must be a bucket bound as vLLM exposes it (le="1.0")
       itlTarget: 0.95,
       itlThresholdSeconds: '0.1',
+      // Per-model overrides, keyed by model_name: any of availabilityTarget, ttftTarget,
+      // ttftThresholdSeconds, itlTarget, itlThresholdSeconds.
+      models: {},
       burnRates: [
         { long: '1h', short: '5m', factor: 14.4, severity: 'critical', 'for': '2m' },
         { long: '6h', short: '30m', factor: 6, severity: 'critical', 'for': '15m' },
@@ -51,19 +67,35 @@
       ],
     },
 
-    // Health and capacity.
+    // Health and capacity (engine exporter and engine metrics).
+    engine: {
+      downFor: '2m',
+      modelUnavailableFor: '1m',
+      redundancyLowFor: '5m',
+      versionChangeWindow: '10m',  // LLMModelVersionChanged: a version change within this window
+      versionSkewFor: '30m',
+      exporterDownFor: '5m',
+    },
     redundancy: { minHealthyEndpoints: 2 },
-    kvCache: { saturation: 0.9, predictWindow: '30m', predictAhead: 900 },
+    kvCache: { saturation: 0.9, predictWindow: '30m', predictAhead: 900, 'for': '10m' },
     preemptionStormPerSecond: 1,
+    preemptionStormFor: '10m',
     gpu: {
       criticalXids: '48|62|63|64|74|79|92|94|95|119|120',
+      xidWindow: '10m',  // a critical XID this recent fires
+      lostFor: '1m',
+      nvmlUnavailableFor: '5m',
+      rowRemapPendingFor: '15m',
       thermalFor: '10m',
+      powerCapWindow: '15m',  // share of this window spent at the software power cap
+      powerThrottlingFor: '15m',
+      collectTimeoutWindow: '10m',
     },
 
     // Cost: price of one GPU-hour, for cost per million tokens.
     gpuHourPriceUsd: 2.5,
 
-    // Routing labels and runbooks.
+    // Routing labels and runbooks (stamped on every alert by lib.withSharedFields).
     team: 'ml-platform',  // serving, model and SLO alerts
     gpuTeam: 'infra',  // GPU hardware alerts
     service: 'llm-serving',

@@ -1,8 +1,22 @@
 // The inferwatch monitoring mixin: prometheusRules, prometheusAlerts and grafanaDashboards,
 // configured through _config (config.libsonnet). kube-prometheus users import this file.
+//
+// One file per area, each reading only $._config (shared helpers and names in lib.libsonnet):
+//   serving   per-model serving signals under engine-neutral names (recording rules)
+//   slo       SLIs, per-model objectives and error budgets; burn-rate alerts
+//   adaptive  seasonal latency bands clamped at the per-model SLA; band and SLA alerts
+//   engine    endpoint/model health, versions, KV cache and preemption alerts
+//   gpu       GPU efficiency and cost rules; GPU hardware alerts
+// Every alert gets its team/service labels and runbook_url here, in one place.
+local lib = import 'lib.libsonnet';
+
 (import 'config.libsonnet') +
-(import 'rules.libsonnet') +
-(import 'alerts.libsonnet') +
+(import 'serving.libsonnet') +
+(import 'slo.libsonnet') +
+(import 'adaptive.libsonnet') +
+(import 'engine.libsonnet') +
+(import 'gpu.libsonnet') +
 {
+  prometheusAlerts:: lib.withSharedFields(super.prometheusAlerts, $._config),
   grafanaDashboards+:: {},
 }

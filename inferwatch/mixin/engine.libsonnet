@@ -1,0 +1,70 @@
+// Engine area: serving endpoints and models as the inferwatch engine exporter sees them (health,
+// redundancy, versions), engine capacity (KV cache, preemptions) and the exporters' own scrapes.
+local lib = import 'lib.libsonnet';
+
+{
+  local c = $._config,
+  local n = lib.names(c),
+  local e = c.engine,
+  local sel = c.engineExporterSelector,
+  local alert = lib.alert,
+
+  prometheusAlerts+:: {
+    groups+: [
+      {
+        name: 'inferwatch.engine.alerts',
+        rules: [
+          alert('LLMEngineDown', 'inferwatch_engine_up{' + sel + '} == 0', 'critical',
+                'An LLM serving endpoint is down.',
+                'Endpoint {{ $labels.endpoint }} ({{ $labels.model_name }}, {{ $labels.role }}) on {{ $labels.hostname }} fails its /health probe.',
+                e.downFor),
+          alert('LLMModelUnavailable', 'sum by (model_name) (inferwatch_model_healthy_endpoints{' + sel + '}) == 0',
+                'critical', 'A model has no healthy endpoint.',
+                'No endpoint serving {{ $labels.model_name }} is healthy: every request for it fails.', e.modelUnavailableFor),
+          alert('LLMModelRedundancyLow',
+                lib.fmt(|||
+                  sum by (model_name) (inferwatch_model_healthy_endpoints{%(sel)s})
+                  < on (model_name)
+                  clamp_max(sum by (model_name) (inferwatch_model_configured_endpoints{%(sel)s}), %(min)s)
+                  and on (model_name)
+                  sum by (model_name) (inferwatch_model_healthy_endpoints{%(sel)s}) > 0
+                |||, { sel: sel, min: c.redundancy.minHealthyEndpoints }),
+                'warning', 'A model has fewer healthy endpoints than its redundancy target.',
+                '{{ $labels.model_name }} has {{ $value }} healthy endpoint(s); one more failure takes it down.', e.redundancyLowFor),
+          alert('LLMModelVersionChanged',
+                'increase(inferwatch_model_version_changes_total{' + sel + '}[' + e.versionChangeWindow + ']) > 0',
+                'info', 'A model version changed (deploy or rollback).',
+                'Endpoint {{ $labels.endpoint }} now serves a new version of {{ $labels.model_name }}; compare latency and quality before and after.'),
+          alert('LLMModelVersionSkew',
+                'count by (model_name) (count by (model_name, version) (inferwatch_model_version_info{' + sel + '})) > 1',
+                'warning', 'Replicas of a model serve different versions.',
+                '{{ $labels.model_name }} is served in {{ $value }} versions at once; a rollout is stuck or a replica was missed.',
+                e.versionSkewFor),
+          alert('LLMKVCacheSaturationPredicted',
+                lib.fmt(|||
+                  predict_linear(%(kv)s[%(window)s], %(ahead)s) > %(sat)s
+                  and on (model_name)
+                  deriv(%(waiting)s[%(window)s]) > 0
+                |||, {
+                  kv: n.kvCacheUsage,
+                  waiting: n.requestsWaiting,
+                  window: c.kvCache.predictWindow,
+                  ahead: c.kvCache.predictAhead,
+                  sat: c.kvCache.saturation,
+                }),
+                'warning', 'KV cache will saturate while the queue grows.',
+                lib.fmt('At the current trend the KV cache of {{ $labels.model_name }} passes %(pct)s% within %(minutes)s minutes while requests queue up; add replicas or shed load.',
+                        { pct: c.kvCache.saturation * 100, minutes: std.floor(c.kvCache.predictAhead / 60) }),
+                c.kvCache['for']),
+          alert('LLMPreemptionStorm', n.preemptionsRate + ' > ' + lib.num(c.preemptionStormPerSecond), 'warning',
+                'An LLM engine is preempting requests continuously.',
+                '{{ $labels.model_name }} preempts {{ $value | humanize }} requests/s: the KV cache is too small for the batch; latency suffers.',
+                c.preemptionStormFor),
+          alert('InferwatchExporterDown', 'up{' + sel + '} == 0 or up{' + c.gpuSelector + '} == 0',
+                'warning', 'An inferwatch exporter cannot be scraped.',
+                '{{ $labels.job }} at {{ $labels.instance }} is not answering scrapes: its alerts are blind.', e.exporterDownFor),
+        ],
+      },
+    ],
+  },
+}
