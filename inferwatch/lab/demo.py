@@ -49,7 +49,7 @@ def _run(config: InferwatchConfig, root: Path, duration: float, engine: bool, lo
         alertmanager = Alertmanager(root / "alertmanager", config=_alertmanager_config(sink.url)).start()
         started.append(alertmanager)
         print(f"  Alertmanager    {alertmanager.url}  (shipped routing; notifications printed here)")
-        rule_files = _write_rules(root / "rules")
+        rule_files = _write_rules(root / "rules", config)
         prometheus = Prometheus(root / "prometheus", scrape_interval="2s", evaluation_interval="5s",
                                 alertmanager_urls=[alertmanager.url], rule_files=rule_files)
         prometheus.scrape_configs = [{"job_name": job, "static_configs": [{"targets": [target]}]}
@@ -119,13 +119,13 @@ def _inject(target: str, seconds: float) -> None:
     print("  " + format_report(report.summary()).replace("\n", "\n  "))
 
 
-def _write_rules(folder: Path) -> list[str]:
-    """The recording and alerting rules, rendered from the mixin this package ships."""
+def _write_rules(folder: Path, config: InferwatchConfig) -> list[str]:
+    """The recording and alerting rules, rendered from the mixin this package ships with the config's SLOs."""
     from inferwatch import rules
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for relative, text in rules.rendered().items():
+    for relative, text in rules.rendered(config, source="the demo's config").items():
         path = folder / Path(relative).name
         path.write_text(text)
         paths.append(str(path))
