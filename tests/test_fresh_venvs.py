@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from inferwatch.lab.stack import free_port
 
 pytestmark = pytest.mark.slow
 
-EXTRAS = ("docker", "inject", "rules", "demo")  # each installed alone in its own venv
+EXTRAS = ("docker", "inject", "rules", "demo", "web")  # each installed alone in its own venv
 # This machine's pip config lists local mirrors lacking some projects; pip warns about each. Not ours.
 MACHINE_PIP_NOISE = re.compile(r"^WARNING: Location 'file://\S+' is ignored: it is neither a file nor a directory\.$")
 
@@ -390,6 +391,58 @@ def test_without_the_docker_extra_containers_keep_their_ids(bare: Venv, cwd: Pat
                              "inferwatch_gpu_container_memory_used_bytes")
     assert {(s["container_id"], s["container_name"]) for s in found} == {(CONTAINER_ID, "")}
     assert daemon.requests == [], "no SDK, no daemon calls"
+
+
+# -- web: basic-auth users in a web-config file need bcrypt ---------------------------------
+
+def web_config(cwd: Path) -> tuple[Path, int]:
+    """A GPU exporter config whose /metrics needs basic auth (user "prometheus", password "pw")."""
+    import bcrypt
+
+    port = free_port()
+    web = cwd / "web.yml"
+    web.write_text(f"basic_auth_users:\n  prometheus: '{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=4)).decode()}'\n")
+    config = {"gpu_exporter": {"listen_address": "127.0.0.1", "port": port, "xid_events": False,
+                               "process_attribution": False, "web_config_file": str(web)}}
+    (cwd / "gpu.yaml").write_text(yaml.safe_dump(config))
+    return cwd / "gpu.yaml", port
+
+
+def test_web_extra_serves_metrics_behind_basic_auth(venvs, cwd: Path) -> None:
+    import base64
+
+    config, port = web_config(cwd)
+    process = venvs[("web",)].popen("-c", str(config), "gpu-exporter", "--simulate", "h100x2", cwd=cwd)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+
+        def answer(headers: dict[str, str]) -> int:
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        good = {"Authorization": "Basic " + base64.b64encode(b"prometheus:pw").decode()}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if answer(good) == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert answer(good) == 200
+        assert answer({}) == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+
+
+def test_bare_install_names_the_web_extra(bare: Venv, cwd: Path) -> None:
+    config, _ = web_config(cwd)
+    result = bare.run("-c", str(config), "gpu-exporter", "--simulate", "h100x2", cwd=cwd)
+    assert result.returncode == 2
+    assert result.stderr == missing_extra("gpu-exporter", "web") + "\n"
 
 
 # -- demo: the GPU-only demo stack with the installed Prometheus and Alertmanager -----------
