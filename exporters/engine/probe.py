@@ -56,17 +56,9 @@ def auth_headers(endpoint: EndpointConfig) -> dict[str, str]:
     return headers
 
 
-async def _steps(endpoint: EndpointConfig, result: ProbeResult) -> None:
-    headers = auth_headers(endpoint)
-    base = endpoint.base_url.rstrip("/")
-    health = await get(f"{base}/health", headers)
-    if health.status != 200:
-        raise HttpFailure(_status_failure(health.status))
-    result.healthy = True
-    listed = await get(f"{base}/v1/models", headers)
-    if listed.status != 200:
-        raise HttpFailure(_status_failure(listed.status))
-    models = _json(listed.body)
+def read_model_list(body: bytes, endpoint: EndpointConfig, result: ProbeResult) -> None:
+    """Fill `result` from a /v1/models body; HttpFailure("malformed") for anything else."""
+    models = _json(body)
     if not isinstance(models, dict) or not isinstance(models.get("data"), list):
         raise HttpFailure("malformed", "not an OpenAI model list")
     for entry in models["data"]:  # bounded by the body size, not by a count
@@ -78,7 +70,20 @@ async def _steps(endpoint: EndpointConfig, result: ProbeResult) -> None:
                 result.model_root = entry["root"]
         if len(result.served_models) < MAX_SERVED_MODELS:
             max_len = entry.get("max_model_len")
-            result.served_models[clean(entry["id"])] = max_len if isinstance(max_len, int) else None
+            result.served_models[clean(entry["id"])] = max_len if type(max_len) is int else None
+
+
+async def _steps(endpoint: EndpointConfig, result: ProbeResult) -> None:
+    headers = auth_headers(endpoint)
+    base = endpoint.base_url.rstrip("/")
+    health = await get(f"{base}/health", headers)
+    if health.status != 200:
+        raise HttpFailure(_status_failure(health.status))
+    result.healthy = True
+    listed = await get(f"{base}/v1/models", headers)
+    if listed.status != 200:
+        raise HttpFailure(_status_failure(listed.status))
+    read_model_list(listed.body, endpoint, result)
     version = await get(f"{base}/version", headers)
     if version.status == 200:
         answer = _json(version.body)

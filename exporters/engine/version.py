@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+from inferwatch.kit.workers import DaemonExecutor
+
 CHUNK = 1024 * 1024
 MAX_FILES = 10_000
 BUDGET_SECONDS = 30.0
@@ -31,7 +33,7 @@ class DirectoryVersion:
                  budget_seconds: float = BUDGET_SECONDS):
         self.allowed = [Path(p).resolve() for p in (allowed or [])]
         self.wait_seconds, self.budget = wait_seconds, budget_seconds
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-hash")
+        self._pool = DaemonExecutor(2, "model-hash")  # a read that never returns must not block exit
         self._lock = threading.Lock()
         self._known: dict[str, tuple[tuple, str]] = {}  # directory -> (stat key, version)
         self._running: dict[str, concurrent.futures.Future] = {}
@@ -60,7 +62,7 @@ class DirectoryVersion:
             return known[1] if known else None
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
     def _compute(self, directory: str) -> str | None:
         deadline = time.monotonic() + self.budget

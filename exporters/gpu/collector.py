@@ -29,6 +29,7 @@ from inferwatch.exporters.gpu.nvml import error_name, load_backend
 from inferwatch.exporters.gpu.reader import DeviceReader
 from inferwatch.exporters.gpu.xid import XidWatcher
 from inferwatch.kit.selfmetrics import SelfMetrics
+from inferwatch.kit.workers import DaemonExecutor
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class GpuCollector(Collector):
             self.nv, default_hostname(config), self.self_metrics, containers, config.max_containers_per_gpu,
             xid_samples=self.xid.samples if self.xid else None,
         )
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nvml")
+        self._executor = DaemonExecutor(1, "nvml")  # a hung NVML call must not keep the process alive
         self._inflight: concurrent.futures.Future | None = None
         self._lock = threading.Lock()
         self._initialised = False
@@ -82,7 +83,7 @@ class GpuCollector(Collector):
     def close(self) -> None:
         if self.xid:
             self.xid.stop()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown()
         if self._initialised:
             with contextlib.suppress(nv.NVMLError):
                 self.nv.nvmlShutdown()

@@ -40,7 +40,7 @@ class XidWatcher:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.wait_ms / 1000 + 2)
+            self._thread.join(timeout=1.0)  # a daemon: a wait stuck in the driver ends with the process
 
     def record(self, uuid: str, code: int, when: float | None = None) -> None:
         with self._lock:

@@ -93,21 +93,21 @@ class HostilePeer:
             request.update({k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)})
             self.requests.append(request)
             path = lines[0].split(" ")[1] if " " in lines[0] else "/"
-            await self._answer(path, writer)
+            await self._answer(path, reader, writer)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             if not writer.is_closing():
                 writer.close()
 
-    async def _answer(self, path: str, writer: asyncio.StreamWriter) -> None:
+    async def _answer(self, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         mode = self.mode
         if mode == "hang":
-            await asyncio.sleep(3600)
+            await reader.read()  # never answer; return when the client gives up and closes
         elif mode == "slow_headers":
             writer.write(b"HTTP/1.1 200 OK\r\n")
             await writer.drain()
-            await asyncio.sleep(3600)
+            await reader.read()
         elif mode == "reset":
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
