@@ -328,3 +328,10 @@ def test_compose_service_runs_from_the_image_install(name: str, image_bin: Path,
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_nothing_is_published_beyond_loopback() -> None:
+    spec = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+    for name, service in spec["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"

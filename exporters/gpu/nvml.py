@@ -10,6 +10,8 @@ from typing import Any
 
 import pynvml
 
+from inferwatch.kit.labels import clean
+
 # Errors that mean "this probe will never work on this device": learn once, never retry.
 UNSUPPORTED_CODES = frozenset({
     pynvml.NVML_ERROR_NOT_SUPPORTED,
@@ -39,5 +41,5 @@ def error_name(exc: BaseException) -> str:
 
 
 def text(value: Any) -> str:
-    """NVML strings arrive as bytes from older bindings and as str from newer ones."""
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    """NVML strings (bytes from older bindings, str from newer ones) as clean label values."""
+    return clean(value.decode(errors="replace") if isinstance(value, bytes) else str(value))

@@ -25,6 +25,7 @@ from vllm.v1.metrics.loggers import StatLoggerBase
 
 from inferwatch.config import load_config
 from inferwatch.kit.families import Family, FamilyTable, Sample
+from inferwatch.kit.labels import clean
 from inferwatch.kit.selfmetrics import InstrumentedCollector, SelfMetrics
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def collector() -> PluginCollector:
 class InferwatchStatLogger(StatLoggerBase):
     def __init__(self, vllm_config, engine_index: int = 0):
         config = load_config()
-        self.model = str(vllm_config.model_config.served_model_name)
+        self.model = clean(vllm_config.model_config.served_model_name)
         self.engine = str(engine_index)
         targets = config.slo.for_model(self.model)
         self.ttft_target = targets.ttft_seconds
@@ -137,13 +138,14 @@ class InferwatchStatLogger(StatLoggerBase):
         current = set(stats.running_lora_adapters) | set(stats.waiting_lora_adapters)
         kept = set(sorted(current)[: self.max_loras])  # bounded label cardinality
         for name in kept:
-            self.c.lora[("lora_requests_running", self.model, self.engine, name)] = \
+            label = clean(name)
+            self.c.lora[("lora_requests_running", self.model, self.engine, label)] = \
                 stats.running_lora_adapters.get(name, 0)
-            self.c.lora[("lora_requests_waiting", self.model, self.engine, name)] = \
+            self.c.lora[("lora_requests_waiting", self.model, self.engine, label)] = \
                 stats.waiting_lora_adapters.get(name, 0)
         for name in self._loras - kept:  # unloaded adapters stop being exported
             for family in ("lora_requests_running", "lora_requests_waiting"):
-                self.c.lora.pop((family, self.model, self.engine, name), None)
+                self.c.lora.pop((family, self.model, self.engine, clean(name)), None)
         self._loras = kept
 
     def log_engine_initialized(self) -> None:
