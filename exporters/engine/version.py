@@ -84,8 +84,8 @@ class DirectoryVersion:
             digest.update(f"{rel}\0{size}\0".encode())
             try:
                 digest.update(_sample(path, size))
-            except OSError:
-                return None
+            except OSError:  # unreadable: its name and size still count
+                digest.update(b"\0unreadable\0")
         version = digest.hexdigest()[:12]
         with self._lock:
             self._known[directory] = (key, version)
