@@ -22,3 +22,16 @@ def by_label(result: list[dict], label: str) -> dict[str, float]:
         assert key not in out, f"{label}={key!r} labels more than one series: {result}"
         out[key] = float(series["value"][1])
     return out
+
+
+def scrape_samples(url: str) -> dict[str, dict[tuple, float]]:
+    """GET an exposition: {sample name: {sorted label items: value}}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    out: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out

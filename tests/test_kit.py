@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import urllib.request
-
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from helpers import scrape_samples
 
 from inferwatch.config import EndpointConfig, EngineExporterConfig, GpuExporterConfig
 from inferwatch.exporters.engine import server as engine_server
@@ -20,16 +18,6 @@ TABLE = FamilyTable("demo_", [
     Family("things", "counter", "Things seen.", ("kind",)),
     Family("level_ratio", "gauge", "A level."),
 ])
-
-
-def scrape(url: str) -> dict[str, dict[tuple, float]]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    out: dict[str, dict[tuple, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
-    return out
 
 
 def test_table_renders_counters_with_total_and_keeps_table_order() -> None:
@@ -66,8 +54,8 @@ class Broken:
 def test_a_failing_collect_is_an_error_sample_not_http_500() -> None:
     exporter = serve(Broken(), "127.0.0.1", 0)
     try:
-        scrape(exporter.url)
-        seen = scrape(exporter.url)
+        scrape_samples(exporter.url)
+        seen = scrape_samples(exporter.url)
     finally:
         exporter.stop()
     assert seen["inferwatch_broken_exporter_errors_total"] == {(("error", "KeyError"), ("stage", "collect")): 2.0}
@@ -96,8 +84,8 @@ def test_every_exporter_has_the_same_self_metrics() -> None:
         EndpointConfig(name="down", base_url=f"http://127.0.0.1:{free_port()}", model="m")]))
     try:
         for component, exporter in (("gpu", gpu), ("engine", engine)):
-            scrape(exporter.url)
-            seen = scrape(exporter.url)
+            scrape_samples(exporter.url)
+            seen = scrape_samples(exporter.url)
             for name in SELF_NAMES:
                 full = f"inferwatch_{component}_exporter_{name}"
                 if name == "errors_total":

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from helpers import scrape_samples
 
 from inferwatch.config import EndpointConfig, EngineExporterConfig
 from inferwatch.exporters.engine import server as engine_server
@@ -21,16 +21,6 @@ from inferwatch.lab.process import free_port, wait_until
 
 def endpoint(name: str, url: str, **extra) -> EndpointConfig:
     return EndpointConfig(name=name, base_url=url, model="m", **extra)
-
-
-def scrape(url: str) -> dict[str, dict[tuple, float]]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    out: dict[str, dict[tuple, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
-    return out
 
 
 def up_by_endpoint(seen: dict) -> dict[str, float]:
@@ -71,7 +61,7 @@ def test_odd_ids_do_not_break_the_scrape(hostile, healthy) -> None:
         endpoint("odd", hostile("odd_ids").url), endpoint("ok", healthy().url)])
     exporter = engine_server.start(config)
     try:
-        seen = scrape(exporter.url)
+        seen = scrape_samples(exporter.url)
     finally:
         exporter.stop()
     assert up_by_endpoint(seen) == {"odd": 1.0, "ok": 1.0}
@@ -120,14 +110,14 @@ def test_many_hanging_and_trickling_endpoints_do_not_blind_healthy_ones(hostile,
                                   endpoints=endpoints)
     exporter = engine_server.start(config)
     try:
-        scrape(exporter.url)
+        scrape_samples(exporter.url)
         threads_after_first = threading.active_count()
         for _ in range(8):
-            up = up_by_endpoint(scrape(exporter.url))
+            up = up_by_endpoint(scrape_samples(exporter.url))
             assert all(up[f"ok-{i}"] == 1.0 for i in range(10)), up
             assert all(up[f"hang-{i}"] == 0.0 for i in range(70))
             assert all(up[f"trickle-{i}"] == 0.0 for i in range(19))
-        seen = scrape(exporter.url)
+        seen = scrape_samples(exporter.url)
         assert threading.active_count() <= threads_after_first + 2, "no thread per stuck probe"
         assert seen["inferwatch_engine_exporter_probes_skipped_total"] == {(): 0.0}
         failures = {(dict(k)["endpoint"].split("-")[0], dict(k)["reason"])
@@ -151,7 +141,7 @@ def test_sigterm_stops_the_exporter_promptly_while_probes_hang(hostile, healthy,
     try:
         wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).status == 200, 10,
                    what="exporter up")
-        threading.Thread(target=lambda: scrape(f"http://127.0.0.1:{port}/metrics"), daemon=True).start()
+        threading.Thread(target=lambda: scrape_samples(f"http://127.0.0.1:{port}/metrics"), daemon=True).start()
         time.sleep(0.5)  # a scrape is now waiting on 20 hanging probes
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
