@@ -118,9 +118,11 @@ class ProbeLoop:
 
 
 class EngineCollector(Collector):
-    def __init__(self, config: EngineExporterConfig):
+    """Built from its config section; `previous` (a reload) hands over versions and failure counts."""
+
+    def __init__(self, config: EngineExporterConfig, previous: EngineCollector | None = None):
         self.config = config
-        self.self_metrics = SelfMetrics("engine")
+        self.self_metrics = previous.self_metrics if previous else SelfMetrics("engine")
         self.endpoints = list(config.endpoints)
         self._probes = ProbeLoop()
         self._lock = threading.Lock()
@@ -133,6 +135,19 @@ class EngineCollector(Collector):
         self._skipped = 0
         self._logged: dict[tuple[str, str], float] = {}
         self._last_round = 0.0
+        if previous is not None:
+            self._carry_over(previous)
+
+    def _carry_over(self, previous: EngineCollector) -> None:
+        """Keep what a restart would lose for endpoints still configured: no false deploy, no counter reset."""
+        names = {e.name for e in self.endpoints}
+        with previous._lock:
+            for name in names & set(previous._versions.current):
+                self._versions.current[name] = previous._versions.current[name]
+                self._versions.since[name] = previous._versions.since[name]
+                self._versions.changes[name] = previous._versions.changes[name]
+            self._failures.update({k: v for k, v in previous._failures.items() if k[0] in names})
+            self._engine_versions.update({k: v for k, v in previous._engine_versions.items() if k in names})
 
     def describe(self) -> Iterable[Metric]:
         return TABLE.describe()

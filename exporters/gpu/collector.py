@@ -43,12 +43,12 @@ def default_hostname(config: GpuExporterConfig) -> str:
 class GpuCollector(Collector):
     """Built from its config section; `nvml` defaults to the real driver (or `config.simulate`)."""
 
-    def __init__(self, config: GpuExporterConfig, nvml: Any = None):
+    def __init__(self, config: GpuExporterConfig, nvml: Any = None, self_metrics: SelfMetrics | None = None):
         self.config = config
         self.nv = nvml if nvml is not None else load_backend(config.simulate)
         self.naming = config.naming
         self.timeout = config.nvml_timeout_seconds
-        self.self_metrics = SelfMetrics("gpu")
+        self.self_metrics = self_metrics or SelfMetrics("gpu")  # given: a reload keeps counting
         self.xid = XidWatcher(self.nv) if config.xid_events else None
         containers = (ContainerResolver(config.proc_root, config.docker_socket)
                       if config.process_attribution else None)

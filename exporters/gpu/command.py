@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from typing import Any
 
 from inferwatch.config import InferwatchConfig
-from inferwatch.kit.commands import EXIT_USAGE, CommandError, serve_until_signal
+from inferwatch.kit.commands import EXIT_USAGE, CommandError, reload_section, serve_until_signal
 
 HELP = "serve GPU metrics from NVML (dcgm-exporter parity)"
 
@@ -25,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
     from inferwatch.exporters.gpu import server
 
-    cfg = dataclasses.replace(config.gpu_exporter, **overrides(args, "port", "listen_address", "naming", "simulate",
-                                                                "web_config_file"))
+    keys = ("port", "listen_address", "naming", "simulate", "web_config_file")
+    cfg = dataclasses.replace(config.gpu_exporter, **overrides(args, *keys))
 
     def start() -> object:
         try:
@@ -34,7 +35,14 @@ def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
         except ValueError as exc:  # an unknown simulated scenario
             raise CommandError(str(exc), EXIT_USAGE) from None
 
-    return serve_until_signal(start, cfg.listen_address, cfg.port)
+    def reload(running: Any) -> None:
+        from inferwatch.exporters.gpu.collector import GpuCollector
+
+        section = reload_section(args, running, lambda c: dataclasses.replace(c.gpu_exporter, **overrides(args, *keys)))
+        if section is not None:
+            running.replace_collector(GpuCollector(section, self_metrics=running.collector.self_metrics))
+
+    return serve_until_signal(start, cfg.listen_address, cfg.port, reload)
 
 
 def overrides(args: argparse.Namespace, *keys: str) -> dict:

@@ -10,9 +10,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -50,22 +56,70 @@ def add_actions(parser: argparse.ArgumentParser) -> Callable[..., argparse.Argum
     return add
 
 
+class Signals:
+    """SIGINT/SIGTERM (stop) and optionally SIGHUP (reload) as events, installed before anything starts
+    so that a signal sent the moment a port opens is never handled by the default action."""
+
+    def __init__(self, hangup: bool = False):
+        self.stop, self.hangup = threading.Event(), threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stop.set())
+        if hangup:
+            signal.signal(signal.SIGHUP, lambda *_: (self.hangup.set(), self.stop.set()))
+
+    def wait(self, cleanup: Callable[[], None], timeout: float | None = None,
+             on_hangup: Callable[[], None] | None = None) -> None:
+        """Block until stopped (or `timeout`), running `on_hangup` in this thread on each SIGHUP; then `cleanup`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not self.stop.wait(left) or not self.hangup.is_set():
+                    return  # timed out, or SIGINT/SIGTERM
+                self.hangup.clear()
+                self.stop.clear()
+                if on_hangup is not None:
+                    on_hangup()
+        finally:
+            cleanup()
+
+
 def wait_for_signal(cleanup: Callable[[], None], timeout: float | None = None) -> None:
     """Block until SIGINT/SIGTERM (or `timeout`), then run `cleanup` once."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        stop.wait(timeout)
-    finally:
-        cleanup()
+    Signals().wait(cleanup, timeout)
 
 
-def serve_until_signal(start: Callable[[], object], address: str, port: int) -> int:
-    """Start an exporter, serve until SIGINT/SIGTERM; a busy port is a one-line error."""
+def serve_until_signal(start: Callable[[], object], address: str, port: int,
+                       reload: Callable[[object], None] | None = None) -> int:
+    """Start an exporter, serve until SIGINT/SIGTERM (SIGHUP: `reload(exporter)`); a busy port is one line."""
+    signals = Signals(hangup=reload is not None)
     try:
         running = start()
     except OSError as exc:
         raise CommandError(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from None
-    wait_for_signal(running.stop)  # type: ignore[attr-defined]
+    signals.wait(running.stop, on_hangup=(lambda: reload(running)) if reload else None)  # type: ignore[attr-defined]
     return EXIT_OK
+
+
+def reload_section(args: argparse.Namespace, running: Any, pick: Callable[[Any], Any]) -> Any | None:
+    """SIGHUP: the component's section of the re-read config file, or None (kept running as is).
+
+    A bad file is logged and exported as `..._config_last_reload_success 0`; the component keeps
+    its current config. Listen address, port and web config need a restart, so they are kept.
+    """
+    from inferwatch.config import ConfigError, load_config
+
+    metrics = running.collector.self_metrics
+    try:
+        section = pick(load_config(getattr(args, "config", None)))
+    except ConfigError as exc:
+        log.error("config reload failed, keeping the running config: %s", exc)
+        metrics.config_ok = False
+        return None
+    current = running.collector.config
+    kept = {k: getattr(current, k) for k in ("listen_address", "port", "web_config_file")}
+    changed = [k for k, v in kept.items() if getattr(section, k) != v]
+    if changed:
+        log.warning("config reload: %s need a restart; keeping the running values", ", ".join(changed))
+    log.info("config reloaded")
+    return dataclasses.replace(section, **kept)

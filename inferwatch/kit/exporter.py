@@ -24,12 +24,23 @@ class Exporter:
     port: int
     server: WebServer
     _thread: threading.Thread
+    _instrumented: InstrumentedCollector
 
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.address in ("0.0.0.0", "", "::") else self.address
         scheme = "https" if self.server.tls else "http"
         return f"{scheme}://{host}:{self.port}/metrics"
+
+    def replace_collector(self, collector: ComponentCollector, grace_seconds: float = 10.0) -> None:
+        """Serve a new collector (a reloaded config) from the next scrape on; close the old one once
+        scrapes already running on it are done (`grace_seconds` later)."""
+        old = self.collector
+        self._instrumented.swap(collector)
+        self.collector = collector
+        closer = threading.Timer(grace_seconds, old.close)
+        closer.daemon = True
+        closer.start()
 
     def stop(self) -> None:
         """Stop serving, then release the collector's threads and handles."""
@@ -38,10 +49,10 @@ class Exporter:
         self.collector.close()
 
 
-def registry_for(collector: ComponentCollector) -> CollectorRegistry:
+def registry_for(collector: ComponentCollector | InstrumentedCollector) -> CollectorRegistry:
     """A fresh registry with the collector (self-metrics included) and process metrics."""
     registry = CollectorRegistry()
-    registry.register(InstrumentedCollector(collector))
+    registry.register(collector if isinstance(collector, InstrumentedCollector) else InstrumentedCollector(collector))
     ProcessCollector(registry=registry)
     return registry
 
@@ -56,8 +67,9 @@ def metrics_route(registry: CollectorRegistry) -> Any:
 
 def serve(collector: ComponentCollector, address: str, port: int, web: WebConfig | None = None) -> Exporter:
     """Serve `collector` in background threads; port 0 = any free port. OSError if the port is taken."""
-    routes = {"/metrics": metrics_route(registry_for(collector)),
+    instrumented = InstrumentedCollector(collector)
+    routes = {"/metrics": metrics_route(registry_for(instrumented)),
               "/": lambda handler: (200, "text/html; charset=utf-8", LANDING)}
     server = WebServer((address, port), routes, web)
     thread = serve_forever_in_thread(server, f"http-{server.port}")
-    return Exporter(collector, address, server.port, server, thread)
+    return Exporter(collector, address, server.port, server, thread, instrumented)

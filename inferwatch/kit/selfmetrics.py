@@ -103,6 +103,13 @@ class InstrumentedCollector(Collector):
         self.inner = inner
         self.self_metrics = inner.self_metrics
 
+    def swap(self, inner: ComponentCollector) -> None:
+        """A reloaded component: built with these self-metrics, so the counts carry on."""
+        if inner.self_metrics is not self.self_metrics:
+            raise ValueError("build the new collector with the running one's self_metrics")
+        self.self_metrics.config_ok = True
+        self.inner = inner
+
     def describe(self) -> Iterable[Metric]:
         return [*self.inner.describe(), *self.self_metrics.describe()]
 
