@@ -119,14 +119,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--config", help="render the rules from this inferwatch.yaml (default: the shipped rules)")
+    parser.add_argument("--rule-files", nargs="+", metavar="FILE",
+                        help="load these rule files instead (e.g. another revision's, for an A/B run)")
     args = parser.parse_args()
     config = load_config(args.config) if args.config else None
     exposition = FleetExposition()
     server = serve(exposition)
     target = f"127.0.0.1:{server.server_address[1]}"
     with tempfile.TemporaryDirectory() as tmp:
-        rule_files = []
-        for relative, text in rules.rendered(config).items():
+        rule_files = [str(Path(f).resolve()) for f in args.rule_files or []]
+        for relative, text in ({} if args.rule_files else rules.rendered(config)).items():
             path = Path(tmp) / Path(relative).name
             path.write_text(text)
             rule_files.append(str(path))
