@@ -17,7 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
+    import logging
+
     from inferwatch.lab.demo import run_demo
+
+    if getattr(args, "log_level", "info") == "info":  # the demo prints its own summary: keep it readable
+        logging.getLogger("inferwatch.exporters").setLevel(logging.WARNING)
 
     return run_demo(config, workdir=args.workdir, duration=args.duration, engine=not args.no_engine,
                     load_seconds=args.load_seconds)
