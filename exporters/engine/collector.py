@@ -10,7 +10,6 @@ vLLM's own metrics are not re-exported: Prometheus scrapes vLLM directly.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import dataclasses
 import logging
@@ -18,7 +17,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -29,6 +28,7 @@ from inferwatch.exporters.engine.version import DirectoryVersion
 from inferwatch.kit.families import Family, FamilyTable, Sample
 from inferwatch.kit.labels import clean
 from inferwatch.kit.selfmetrics import SelfMetrics
+from inferwatch.kit.workers import LoopThread
 
 log = logging.getLogger(__name__)
 
@@ -88,35 +88,6 @@ class _VersionTracker:
         self.since[endpoint] = time.time()
 
 
-async def _drain(tasks: set[asyncio.Task]) -> None:
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-class ProbeLoop:
-    """One event-loop thread runs every probe; deadlines cancel I/O, so no thread is ever stuck."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="engine-probes", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        self.loop.run_forever()
-        tasks = asyncio.all_tasks(self.loop)  # stopped: cancel what is left, let it close its sockets
-        for task in tasks:
-            task.cancel()
-        self.loop.run_until_complete(_drain(tasks))
-        self.loop.close()
-
-    def submit(self, coro: Coroutine) -> concurrent.futures.Future:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def close(self) -> None:
-        if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=1.0)
-
-
 class EngineCollector(Collector):
     """Built from its config section; `previous` (a reload) hands over versions and failure counts."""
 
@@ -124,7 +95,7 @@ class EngineCollector(Collector):
         self.config = config
         self.self_metrics = previous.self_metrics if previous else SelfMetrics("engine")
         self.endpoints = list(config.endpoints)
-        self._probes = ProbeLoop()
+        self._probes = LoopThread("engine-probes")  # every probe; deadlines cancel I/O, no thread is stuck
         self._lock = threading.Lock()
         self._versions = _VersionTracker()
         self._dir_version = DirectoryVersion(config.model_dirs_allowed)

@@ -136,12 +136,10 @@ async def _body(reader: asyncio.StreamReader, fields: dict[str, str], max_bytes:
         if int(length) > max_bytes:
             raise HttpFailure("malformed", f"body over {max_bytes} bytes")
         return await reader.readexactly(int(length))
-    body = await reader.read(max_bytes + 1)  # until the peer closes
-    while body and len(body) <= max_bytes:
+    body = bytearray()  # no length given: until the peer closes
+    while len(body) <= max_bytes:
         more = await reader.read(max_bytes + 1 - len(body))
         if not more:
-            break
+            return bytes(body)
         body += more
-    if len(body) > max_bytes:
-        raise HttpFailure("malformed", f"body over {max_bytes} bytes")
-    return body
+    raise HttpFailure("malformed", f"body over {max_bytes} bytes")

@@ -42,9 +42,6 @@ class FamilyTable:
                 raise ValueError(f"family {family.name!r} declared twice")
             self.families[family.name] = family
 
-    def __getitem__(self, name: str) -> Family:
-        return self.families[name]
-
     def exposed_name(self, family: Family) -> str:
         return self.prefix + family.name
 

@@ -1,4 +1,5 @@
-"""A pool of daemon threads for calls that may never return (a hung driver, a dead filesystem).
+"""Daemon threads: a pool for calls that may never return (a hung driver, a dead filesystem), and an
+event loop for I/O whose deadlines cancel it.
 
 `concurrent.futures.ThreadPoolExecutor` joins its threads when the interpreter exits, so one
 NVML call stuck in the kernel would keep the process alive after SIGTERM. These threads are
@@ -7,10 +8,11 @@ daemons: the process exits when the main thread is done, whatever they are stuck
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 
@@ -55,3 +57,33 @@ class DaemonExecutor:
                 future.set_result(fn(*args))
             except BaseException as exc:  # handed to whoever waits on the future
                 future.set_exception(exc)
+
+
+class LoopThread:
+    """An asyncio event loop on its own daemon thread; closing cancels what is left and lets it
+    clean up (close its sockets) before the loop closes."""
+
+    def __init__(self, name: str):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.loop.run_forever()
+        tasks = asyncio.all_tasks(self.loop)
+        for task in tasks:
+            task.cancel()
+        self.loop.run_until_complete(_drain(tasks))
+        self.loop.close()
+
+    def submit(self, coro: Coroutine) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def close(self, timeout: float = 1.0) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=timeout)
+
+
+async def _drain(tasks: set[asyncio.Task]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -23,24 +23,12 @@ import asyncio
 import json
 import socket
 import struct
-import threading
 from typing import Any
+
+from inferwatch.kit.workers import LoopThread
 
 MODES = ("hang", "trickle", "slow_headers", "reset", "garbage", "huge", "redirect", "many_models",
          "odd_ids")
-
-
-async def _drain(tasks: set[asyncio.Task]) -> None:
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def finish(loop: asyncio.AbstractEventLoop) -> None:
-    """After run_forever: cancel what is left, let it clean up, close the loop."""
-    tasks = asyncio.all_tasks(loop)
-    for task in tasks:
-        task.cancel()
-    loop.run_until_complete(_drain(tasks))
-    loop.close()
 
 
 class HostilePeer:
@@ -49,7 +37,7 @@ class HostilePeer:
             raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
         self.mode, self.model, self.interval, self.location, self.count = mode, model, interval, location, count
         self.requests: list[dict[str, str]] = []  # request line and headers seen, for assertions
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: LoopThread | None = None
         self._server: asyncio.base_events.Server | None = None
         self.port = 0
 
@@ -58,31 +46,16 @@ class HostilePeer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> HostilePeer:
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024))
-            self.port = self._server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
-            finish(self._loop)
-
-        threading.Thread(target=run, name=f"hostile-{self.mode}", daemon=True).start()
-        ready.wait(10)
+        self._thread = LoopThread(f"hostile-{self.mode}")
+        self._server = self._thread.submit(
+            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024)).result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     def stop(self) -> None:
-        if self._loop is None:
-            return
-
-        def shutdown() -> None:
-            assert self._server is not None
-            self._server.close()
-            self._loop.stop()  # type: ignore[union-attr]
-
-        self._loop.call_soon_threadsafe(shutdown)
+        if self._thread is not None:
+            self._thread.loop.call_soon_threadsafe(self._server.close)
+            self._thread.close()
 
     # -- one connection -------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
