@@ -34,6 +34,10 @@ ROUTES = [  # (alert, severity, receiver)
     ("LLMAvailabilityBudgetBurn", "critical", "ml-platform-pager"),
     ("LLMAvailabilityBudgetBurn", "warning", "ml-platform-tickets"),
     ("LLMEngineDown", None, "ml-platform-pager"),
+    ("LLMEngineTargetDown", None, "ml-platform-pager"),
+    ("LLMErrorRatioAnomalous", None, "ml-platform-tickets"),
+    ("LLMCapacityExceeded", None, "ml-platform-tickets"),
+    ("LLMEngineRestarted", None, "null"),
     ("LLMModelVersionChanged", None, "null"),
     ("GPULost", None, "infra-pager"),
     ("GPUThermalThrottling", None, "infra-tickets"),
@@ -108,3 +112,23 @@ def test_grouping_per_model(shipped_alertmanager: Alertmanager) -> None:
     wait_until(lambda: groups() == {"m9": 2, "m10": 1}, 15, what="two groups, one per model")
     receivers = {g["receiver"]["name"] for g in am.groups() if g["labels"].get("alertname") == "LLMModelRedundancyLow"}
     assert receivers == {"ml-platform-tickets"}
+
+
+def test_engine_exporter_and_failed_scrape_page_once(shipped_alertmanager: Alertmanager) -> None:
+    """The exporter's LLMEngineDown and Prometheus' LLMEngineTargetDown for the same host:port are
+    one outage: only the exporter's stays active. A failed scrape also explains its model's
+    vanished series; a different target or model is untouched."""
+    am = shipped_alertmanager
+    post(am, "LLMEngineDown", model_name="m21", endpoint="http://h21:8000", target="h21:8000", hostname="h21",
+         role="primary")
+    post(am, "LLMEngineTargetDown", model_name="m21", job="vllm", instance="h21:8000", target="h21:8000")
+    post(am, "LLMEngineTargetDown", model_name="m22", job="vllm", instance="h22:8000", target="h22:8000")
+    post(am, "LLMModelSeriesAbsent", model_name="m22")
+    post(am, "LLMModelSeriesAbsent", model_name="m23")
+    wait_until(lambda: state(am, "LLMEngineTargetDown", target="h21:8000")["state"] == "suppressed", 15,
+               what="inhibition")
+    assert state(am, "LLMEngineTargetDown", target="h22:8000")["state"] == "active"
+    assert state(am, "LLMEngineDown", target="h21:8000")["state"] == "active"
+    wait_until(lambda: state(am, "LLMModelSeriesAbsent", model_name="m22")["state"] == "suppressed", 15,
+               what="inhibition")
+    assert state(am, "LLMModelSeriesAbsent", model_name="m23")["state"] == "active"

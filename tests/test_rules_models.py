@@ -74,22 +74,22 @@ def test_same_latency_and_errors_fire_for_one_model_only(rendered: dict[str, Pat
     series = {}
     for model in (SMALL, BIG, OTHER):
         # p95 TTFT 1.8 s and ITL 0.15 s for everyone: over chat-small's SLA (1.5 s, 0.1 s) only.
-        series[f'{ttft}{{model_name="{model}"}}'] = "1.8x60"
-        series[f'{itl}{{model_name="{model}"}}'] = "0.15x60"
-        series[f'model_name:llm_requests:rate5m{{model_name="{model}"}}'] = "10x60"  # over the traffic guard
+        series[f'{ttft}{{model_name="{model}"}}'] = "1.8x120"
+        series[f'{itl}{{model_name="{model}"}}'] = "0.15x120"
+        series[f'model_name:llm_requests:rate5m{{model_name="{model}"}}'] = "10x120"  # over the traffic guard
         # 10 requests/s, 2% of them errors: 20x chat-small's budget (99.9%), 2x the default one (99%).
-        series[f'vllm:request_success_total{{{vl},model_name="{model}",finished_reason="stop"}}'] = "0+588x60"
-        series[f'vllm:request_success_total{{{vl},model_name="{model}",finished_reason="error"}}'] = "0+12x60"
+        series[f'vllm:request_success_total{{{vl},model_name="{model}",finished_reason="stop"}}'] = "0+588x120"
+        series[f'vllm:request_success_total{{{vl},model_name="{model}",finished_reason="error"}}'] = "0+12x120"
         # TTFT histogram: 20% of requests under 1 s, all under 2.5 s.
-        series[f'vllm:time_to_first_token_seconds_count{{{vl},model_name="{model}"}}'] = "0+600x60"
-        series[f'vllm:time_to_first_token_seconds_bucket{{{vl},model_name="{model}",le="1.0"}}'] = "0+120x60"
-        series[f'vllm:time_to_first_token_seconds_bucket{{{vl},model_name="{model}",le="2.5"}}'] = "0+600x60"
+        series[f'vllm:time_to_first_token_seconds_count{{{vl},model_name="{model}"}}'] = "0+600x120"
+        series[f'vllm:time_to_first_token_seconds_bucket{{{vl},model_name="{model}",le="1.0"}}'] = "0+120x120"
+        series[f'vllm:time_to_first_token_seconds_bucket{{{vl},model_name="{model}",le="2.5"}}'] = "0+600x120"
 
     def firing(name: str, model: str, value: float | None = None, **labels: str) -> dict:
         severity = labels.pop("severity", None)
         return expected_alert(alerts, name, {"model_name": model, **labels}, value, severity)
 
-    when = "40m"
+    when = "70m"  # the 30-day ratio reads hourly means: it exists after the first full hour
     checks = [
         {"eval_time": when, "alertname": "LLMTimeToFirstTokenSLABreach", "exp_alerts": [firing(
             "LLMTimeToFirstTokenSLABreach", SMALL, 1.8)]},
@@ -114,7 +114,7 @@ def test_same_latency_and_errors_fire_for_one_model_only(rendered: dict[str, Pat
         samples("model_name:llm_slo_availability:objective_ratio", {SMALL: 0.999, BIG: 0.99, OTHER: 0.99}),
         samples("model_name:llm_slo_ttft:objective_ratio", {SMALL: 0.95, BIG: 0.9, OTHER: 0.95}),
         samples("model_name:llm_slo_ttft_errors_per_events:ratio_rate5m", {SMALL: 0.8, BIG: 0, OTHER: 0.8}),
-        # budget left after 40 minutes of 2% errors, judged as if they were the whole 30 days
+        # budget left after 70 minutes of 2% errors, judged as if they were the whole 30 days
         samples("model_name:llm_slo_availability:error_budget_remaining_ratio", {SMALL: -19, BIG: -1, OTHER: -1}),
     ]
     run_promtool(tmp_path / "two-models.yaml", promtool_test(files, series, "1m", checks, expr_checks), timeout=120)

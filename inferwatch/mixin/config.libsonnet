@@ -12,6 +12,7 @@
     llamacppSelector: 'job=~".*llama.*cpp.*"',  // llama.cpp series carry no model label: the job names the model
     gpuSelector: 'job=~".*inferwatch-gpu.*"',
     engineExporterSelector: 'job=~".*inferwatch-engine.*"',
+    probeSelector: 'job=~".*inferwatch-probe.*"',
 
     // Rate window of the basic recording rules and of the SLIs (recorded names end in rate<window>).
     rateWindow: '5m',
@@ -37,6 +38,33 @@
       seasonalInterval: '5m',
       seasonalLookback: '10m',
       'for': '5m',
+      // Load-aware band (docs/adaptive-thresholds.md): ln(p95) ~ ln(requests/s per replica), a
+      // traffic-weighted least-squares fit over the last fitWindow of hourly means.
+      fitWindow: '1w',
+      fitMinHours: 24,  // hours of history before the fitted band is used
+      maxSlope: 3,  // the fitted elasticity is clamped to [0, maxSlope]
+      minLoadVariance: 0.01,  // of ln(load): below it the history cannot tell load effects apart
+    },
+
+    // Capacity: load per replica above what the fleet handled within the SLA over the past week
+    // (the latency-regression alerts stay quiet there; LLMCapacityExceeded speaks instead).
+    capacity: {
+      window: '1w',
+      // The window ends this long ago, so a long peak does not raise its own bar while it lasts.
+      exclude: '1d',
+      margin: 1.2,  // warn above this multiple of the handled maximum
+      minHistoryHours: 144,  // six days: a weekly maximum needs most of a week
+      'for': '10m',
+    },
+
+    // Error and abort ratios against their own day-before baseline (finished_reason values).
+    errorRatio: {
+      reasons: {
+        'error': { factor: 10, floor: 0.01, minEvents: 5 },
+        abort: { factor: 4, floor: 0.1, minEvents: 10 },
+      },
+      baselineWindow: '1d',
+      'for': '2m',
     },
 
     // Latency SLA per model (seconds): the threshold is never above it, and crossing it always fires.
@@ -70,6 +98,10 @@
     // Health and capacity (engine exporter and engine metrics).
     engine: {
       downFor: '2m',
+      targetDownFor: '1m',  // Prometheus' own up == 0 for an engine target (1-2 scrape intervals at 30s/60s)
+      restartWindow: '10m',  // LLMEngineRestarted: a counter reset this recent
+      seriesAbsentLookback: '6h',  // a model whose series existed this recently and are gone
+      seriesAbsentFor: '5m',
       modelUnavailableFor: '1m',
       redundancyLowFor: '5m',
       versionChangeWindow: '10m',  // LLMModelVersionChanged: a version change within this window
@@ -77,7 +109,9 @@
       exporterDownFor: '5m',
     },
     redundancy: { minHealthyEndpoints: 2 },
-    kvCache: { saturation: 0.9, predictWindow: '30m', predictAhead: 900, 'for': '10m' },
+    kvCache: { saturation: 0.9, predictWindow: '30m', predictAhead: 900, 'for': '10m', saturatedFor: '3m' },
+    // Models that must always have series (absent() alert); `rules render --config` adds slo.models.
+    expectedModels: [],
     preemptionStormPerSecond: 1,
     preemptionStormFor: '10m',
     gpu: {

@@ -8,13 +8,19 @@ local lib = import 'lib.libsonnet';
   local e = c.engine,
   local sel = c.engineExporterSelector,
   local alert = lib.alert,
+  local engines = std.join(' or ', ['up{' + s + '}' for s in [c.vllmSelector, c.sglangSelector, c.tgiSelector, c.llamacppSelector]]),
+  // The model a scrape target served, from its last samples (a down target has no fresh ones).
+  local servedBy = 'group by (job, instance, model_name) (last_over_time(vllm:num_requests_running{' + c.vllmSelector + '}[1h]))',
+  // `target` = host:port, on both the scrape-based and the exporter-based down alerts, so
+  // Alertmanager can mute one with the other (equal: [target]).
+  local asTarget(expr, from, regex) = 'label_replace(' + expr + ', "target", "$1", "' + from + '", "' + regex + '")',
 
   prometheusAlerts+:: {
     groups+: [
       {
         name: 'inferwatch.engine.alerts',
         rules: [
-          alert('LLMEngineDown', 'inferwatch_engine_up{' + sel + '} == 0', 'critical',
+          alert('LLMEngineDown', asTarget('inferwatch_engine_up{' + sel + '} == 0', 'endpoint', '[a-z]+://([^/]+).*'), 'critical',
                 'An LLM serving endpoint is down.',
                 'Endpoint {{ $labels.endpoint }} ({{ $labels.model_name }}, {{ $labels.role }}) on {{ $labels.hostname }} fails its /health probe.',
                 e.downFor),
@@ -60,7 +66,48 @@ local lib = import 'lib.libsonnet';
                 'An LLM engine is preempting requests continuously.',
                 '{{ $labels.model_name }} preempts {{ $value | humanize }} requests/s: the KV cache is too small for the batch; latency suffers.',
                 c.preemptionStormFor),
-          alert('InferwatchExporterDown', 'up{' + sel + '} == 0 or up{' + c.gpuSelector + '} == 0',
+          alert('LLMEngineTargetDown',
+                asTarget(lib.fmt(|||
+                  (
+                    (%(up)s) == 0
+                  ) * on (job, instance) group_left (model_name) %(servedBy)s
+                  or
+                  (
+                    (%(up)s) == 0
+                  ) unless on (job, instance) %(servedBy)s
+                |||, { up: engines, servedBy: servedBy }), 'instance', '(.*)'),
+                'critical', 'Prometheus cannot scrape an LLM engine.',
+                'Scrapes of {{ $labels.job }} at {{ $labels.instance }} ({{ $labels.model_name }}) fail: the engine is down or unreachable, and its metrics are going stale.',
+                e.targetDownFor),
+          alert('LLMEngineRestarted',
+                'sum by (job, instance, model_name) (resets(vllm:prompt_tokens_total{' + c.vllmSelector + '}[' + e.restartWindow + '])) > 0',
+                'info', 'An LLM engine restarted.',
+                '{{ $labels.instance }} ({{ $labels.model_name }}) restarted (its counters reset) within the last ' + lib.humanDuration(e.restartWindow) + ': look for a crash or OOM in its log if nobody deployed.'),
+          alert('LLMModelSeriesAbsent',
+                lib.fmt(|||
+                  group by (model_name) (last_over_time(%(running)s[%(lookback)s])) unless on (model_name) %(running)s
+                  or
+                  group by (model_name) (sum by (model_name) (inferwatch_model_configured_endpoints{%(sel)s}) > 0) unless on (model_name) %(running)s
+                |||, { running: n.requestsRunning, lookback: e.seriesAbsentLookback, sel: sel })
+                + std.join('', [
+                  '
+or
+absent(' + n.requestsRunning + '{model_name="' + lib.quote(m) + '"})'
+                  for m in c.expectedModels
+                ]),
+                'warning', 'A model has no engine metrics.',
+                'No engine serving {{ $labels.model_name }} reports metrics, though it did in the last ' + lib.humanDuration(e.seriesAbsentLookback) + ' or is configured: its engines are gone from service discovery, or nothing scrapes them.',
+                e.seriesAbsentFor),
+          alert('LLMKVCacheSaturated',
+                lib.fmt(|||
+                  %(kv)s >= %(sat)s
+                  and on (model_name)
+                  %(waiting)s > 0
+                |||, { kv: n.kvCacheUsage, sat: c.kvCache.saturation, waiting: n.requestsWaiting }),
+                'warning', 'The KV cache is full and requests queue.',
+                lib.fmt('The KV cache of {{ $labels.model_name }} is {{ $value | humanizePercentage }} full while requests wait: latency grows with the queue; add replicas or shed load.', {}),
+                c.kvCache.saturatedFor),
+          alert('InferwatchExporterDown', 'up{' + sel + '} == 0 or up{' + c.gpuSelector + '} == 0 or up{' + c.probeSelector + '} == 0',
                 'warning', 'An inferwatch exporter cannot be scraped.',
                 '{{ $labels.job }} at {{ $labels.instance }} is not answering scrapes: its alerts are blind.', e.exporterDownFor),
         ],

@@ -77,7 +77,7 @@
     ] + [parenthesised(branch(',model_name!~"' + $.anyOf(special) + '"', default))]),
 
   // -- names shared between areas ----------------------------------------------------------------
-  // Recorded by serving.libsonnet, read by the adaptive, engine and GPU areas.
+  // Recorded by serving.libsonnet, read by the adaptive, errors, engine and GPU areas.
   names(c):: {
     local w = c.rateWindow,
     histograms: {
@@ -95,6 +95,9 @@
     kvCacheUsage: 'model_name:llm_kv_cache_usage:max',
     requestsWaiting: 'model_name:llm_requests_waiting:sum',
     requestsRunning: 'model_name:llm_requests_running:sum',
+    requestsByReasonRate: 'model_name_finished_reason:llm_requests:rate' + w,
+    replicas: 'model_name:llm_serving_replicas:count',
+    loadPerReplica: 'model_name:llm_requests_per_replica:rate' + w,
   },
 
   // -- alerts -------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 // One file per area, each reading only $._config (shared helpers and names in lib.libsonnet):
 //   serving   per-model serving signals under engine-neutral names (recording rules)
 //   slo       SLIs, per-model objectives and error budgets; burn-rate alerts
-//   adaptive  seasonal latency bands clamped at the per-model SLA; band and SLA alerts
+//   adaptive  seasonal and load-aware latency bands clamped at the per-model SLA; band, SLA and capacity alerts
+//   errors    error and abort ratios against their own baseline
 //   engine    endpoint/model health, versions, KV cache and preemption alerts
 //   gpu       GPU efficiency and cost rules; GPU hardware alerts
 // Every alert gets its team/service labels and runbook_url here, in one place.
@@ -14,6 +15,7 @@ local lib = import 'lib.libsonnet';
 (import 'serving.libsonnet') +
 (import 'slo.libsonnet') +
 (import 'adaptive.libsonnet') +
+(import 'errors.libsonnet') +
 (import 'engine.libsonnet') +
 (import 'gpu.libsonnet') +
 {

@@ -82,6 +82,11 @@ local lib = import 'lib.libsonnet';
                              jobRate('llamacpp:tokens_predicted_total', llamacpp)]),
           },
           {
+            // Per finish reason (stop, length, abort, error): the errors area's ratios and baselines.
+            record: n.requestsByReasonRate,
+            expr: 'sum by (model_name, finished_reason) (rate(vllm:request_success_total{' + vllm + '}[' + w + ']))',
+          },
+          {
             record: 'model_name:llm_request_errors_per_requests:ratio_rate' + w,
             expr: ratio('vllm:request_success_total{' + vllm + ',finished_reason=~"error|abort"}',
                         'vllm:request_success_total{' + vllm + '}'),
@@ -115,6 +120,15 @@ local lib = import 'lib.libsonnet';
               'sum by (model_name) (' + jobAsModel('llamacpp:requests_processing{' + llamacpp + '}') + ')',
             ]),
           },
+          {
+            // Engines serving each model: load per replica stays comparable when the fleet scales.
+            record: n.replicas,
+            expr: anyEngine([
+              'count by (model_name) (vllm:num_requests_running{' + vllm + '})',
+              'count by (model_name) (sglang:num_running_reqs{' + sglang + '})',
+            ]),
+          },
+          { record: n.loadPerReplica, expr: n.requestRate + ' / ' + n.replicas },
           {
             record: n.preemptionsRate,
             expr: anyEngine([sumRate('vllm:num_preemptions_total', vllm), sumRate('sglang:num_retracted_requests_total', sglang)]),

@@ -55,6 +55,12 @@ local lib = import 'lib.libsonnet';
   local events(s) = 'model_name:llm_slo_' + s + '_events:rate' + w,
   local objective(s) = 'model_name:llm_slo_' + s + ':objective_ratio',
   local ratio(s, window) = 'model_name:llm_slo_' + s + '_errors_per_events:ratio_rate' + window,
+  // Windows of a day or more average hourly means through an hourly subquery: 30 days is 720
+  // lookups per model instead of 43200 samples, which keeps the 30-day budget cheap in Prometheus
+  // and within promtool's limits in `rules backtest`.
+  local hourlyErrors(s) = 'model_name:llm_slo_' + s + '_errors:avg1h',
+  local hourlyEvents(s) = 'model_name:llm_slo_' + s + '_events:avg1h',
+  local fromHours(window) = lib.seconds(window) >= 86400,
 
   local tierWindows = std.flattenArrays([[t.long, t.short] for t in slo.burnRates]),
   local missing = std.filter(function(x) !std.member(slo.windows, x), tierWindows + [slo.period, w]),
@@ -63,6 +69,7 @@ local lib = import 'lib.libsonnet';
     assert std.isString(slo.ttftThresholdSeconds) && std.isString(slo.itlThresholdSeconds)
            && std.all([std.isString(slo.models[m][k]) for m in std.objectFields(slo.models) for k in ['ttftThresholdSeconds', 'itlThresholdSeconds'] if std.objectHas(slo.models[m], k)])
            : 'slo thresholds are `le` strings as vLLM writes them ("1.0", "0.1")',
+    assert std.all([lib.seconds(x) % 3600 == 0 for x in slo.windows if fromHours(x)]) : 'slo.windows of a day or more must be whole hours',
     assert missing == [] : 'slo.windows lacks %s (burn-rate windows, slo.period and rateWindow)' % std.join(', ', missing),
     groups+: [
       {
@@ -73,11 +80,15 @@ local lib = import 'lib.libsonnet';
           // Per-model objective (slo.models), the default for every other model: alerts and the
           // budget compare against this series.
           { record: objective(s), expr: lib.perModel(events(s), slo[slis[s].target], overrides(slis[s].target)) },
+          { record: hourlyErrors(s), expr: 'avg_over_time(' + errors(s) + '[1h])' },
+          { record: hourlyEvents(s), expr: 'avg_over_time(' + events(s) + '[1h])' },
         ] + [
           {
             record: ratio(s, window),
             expr: if window == w then
               errors(s) + ' / (' + events(s) + ' > 0)'
+            else if fromHours(window) then
+              lib.fmt('avg_over_time(%(e)s[%(w)s:1h]) / (avg_over_time(%(t)s[%(w)s:1h]) > 0)', { e: hourlyErrors(s), t: hourlyEvents(s), w: window })
             else
               lib.fmt('avg_over_time(%(e)s[%(w)s]) / (avg_over_time(%(t)s[%(w)s]) > 0)', { e: errors(s), t: events(s), w: window }),
           }
