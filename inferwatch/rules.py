@@ -70,7 +70,8 @@ def le(seconds: float) -> str:
 
 
 def config_overrides(config: InferwatchConfig) -> dict[str, Any]:
-    """The `_config` fields the config file's `slo` and `cost` sections set (jsonnet key names)."""
+    """The `_config` fields the config file's `slo` and `cost` sections set (jsonnet key names),
+    and the models it names as `expectedModels`."""
     d = config.slo.defaults
     slo: dict[str, Any] = {key: _slo_value(field, getattr(d, field)) for field, key in SLO_KEYS.items()}
     sla: dict[str, Any] = {key: {"default": getattr(d, field), "overrides": {}} for field, key in SLA_KEYS.items()}
@@ -84,7 +85,9 @@ def config_overrides(config: InferwatchConfig) -> dict[str, Any]:
             if field in overrides:
                 sla[key]["overrides"][name] = overrides[field]
     slo["models"] = models
-    return {"slo": slo, "sla": sla, "gpuHourPriceUsd": config.cost.gpu_hour_price_usd}
+    # every model the file names is expected to have series (LLMModelSeriesAbsent)
+    return {"slo": slo, "sla": sla, "gpuHourPriceUsd": config.cost.gpu_hour_price_usd,
+            "expectedModels": sorted(config.slo.models)}
 
 
 def _slo_value(field: str, value: float) -> float | str:
@@ -208,6 +211,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="metadata label (e.g. release=kube-prometheus-stack); repeatable")
     add("overrides", "print the config file's slo/cost sections as jsonnet _config overrides for the mixin",
         _overrides)
+    from inferwatch.backtest import command as backtest  # argparse only; the backtest itself loads in its run()
+
+    backtest.add_arguments(add("backtest", backtest.HELP, backtest.run, description=backtest.DESCRIPTION))
 
 
 def run(args: argparse.Namespace, config: Any) -> int:

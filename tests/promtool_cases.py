@@ -53,7 +53,10 @@ def _compress(items: list[str]) -> str:
         while j + 1 < len(items) and items[j + 1] == items[i]:
             j += 1
         run = j - i
-        out.append(items[i] if run == 0 else f"{items[i]}x{run}")
+        if items[i] == "_":  # `_xN` is N blanks, while `vxN` is N + 1 values
+            out.append("_" if run == 0 else f"_x{run + 1}")
+        else:
+            out.append(items[i] if run == 0 else f"{items[i]}x{run}")
         i = j + 1
     return " ".join(out)
 
@@ -207,7 +210,10 @@ def promtool_test(rule_files: list[str], series: Series, interval: str, alert_ch
         test["alert_rule_test"] = alert_checks
     if expr_checks:
         test["promql_expr_test"] = expr_checks
-    return {"rule_files": rule_files, "evaluation_interval": interval, "tests": [test]}
+    # promtool orders groups randomly (a Go map) unless told: file order, as Prometheus reads them,
+    # so a recording group always runs before the alerts that read it and results never move a step.
+    order = [g["name"] for path in rule_files for g in yaml.safe_load(Path(path).read_text())["groups"]]
+    return {"rule_files": rule_files, "evaluation_interval": interval, "group_eval_order": order, "tests": [test]}
 
 
 def run_promtool(path: Path, test: dict, timeout: float = 600) -> None:

@@ -47,6 +47,9 @@ class Prometheus:
     # Prometheus drops a firing alert it could not send (Alertmanager discovery lags ~5 s) until
     # the next resend; the default 1m makes tests slow, so resend quickly on loopback.
     alert_resend_delay: str = "1s"
+    # Counted back from the newest block's end, not from now: a backfilled history longer than
+    # this loses its oldest blocks.
+    retention: str = "1d"
     process: ManagedProcess | None = None
 
     @property
@@ -79,7 +82,7 @@ class Prometheus:
             f"--storage.tsdb.path={self.workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle",
-            "--storage.tsdb.retention.time=1d",
+            f"--storage.tsdb.retention.time={self.retention}",
             f"--rules.alert.resend-delay={self.alert_resend_delay}",
         ], self.workdir)
         self.process.start().wait_ready(lambda: _ready(self.url), timeout, what="prometheus /-/ready")
