@@ -178,10 +178,10 @@ def test_windows_and_durations_come_from_config() -> None:
     }
     for needle in ("[23m]) > 0", "< 3600", "XID {{ $labels.xid }} in the last 1 hour.", "[18m]) > 0.5", "[20m]) > 0",
                    "[4h] offset 1320m", "[7m])", "ratio_rate28d", "SLO period (28 days)", "[26m])) > 0", "[7h]))",
-                   "[2w:1h] offset 1d", "[2d:1h] offset 1h", "[28d:1h]"):
+                   "[2w:1h] offset 1d", "[2d:1h] offset 1h", "[28d:1d]"):
         assert needle in text, needle
     for stale in ("[10m]", "offset 10020m", "< 600", "ratio_rate30d", "[2h] offset", "[6h]))", "[1w:1h] offset",
-                  "[1d:1h] offset", "[30d:1h]"):
+                  "[1d:1h] offset", "[30d:1d]"):
         assert stale not in text, stale
     (seasonal,) = [g for g in changed["prometheusRules"]["groups"] if g["name"] == "inferwatch.adaptive.seasonal.rules"]
     assert seasonal["interval"] == "2m"

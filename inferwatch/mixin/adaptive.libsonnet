@@ -28,6 +28,9 @@ local lib = import 'lib.libsonnet';
     wxy: 'model_name:' + metric + '_p95:ln_load_weighted_rate' + c.rateWindow,
     wyy: 'model_name:' + metric + '_p95:ln_squared_weighted_rate' + c.rateWindow,
     mean: 'model_name:' + metric + '_p95:ln_mean' + a.fitWindow,
+    meanXY: 'model_name:' + metric + '_p95:ln_load_product_mean' + a.fitWindow,
+    meanYY: 'model_name:' + metric + '_p95:ln_squared_mean' + a.fitWindow,
+    cov: 'model_name:' + metric + '_p95:ln_load_covariance' + a.fitWindow,
     slope: 'model_name:' + metric + '_p95:ln_load_slope' + a.fitWindow,
     residual: 'model_name:' + metric + '_p95:ln_residual_stddev' + a.fitWindow,
     loadUpper: 'model_name:' + metric + '_p95:load_upper_band',
@@ -58,16 +61,19 @@ local lib = import 'lib.libsonnet';
     meanX: 'model_name:llm_requests_per_replica:ln_mean' + a.fitWindow,
     varX: 'model_name:llm_requests_per_replica:ln_variance' + a.fitWindow,
     hours: 'model_name:llm_load_fit_weight:hours' + a.fitWindow,
+    weight: 'model_name:llm_load_fit_weight:avg' + a.fitWindow,
+    meanXX: 'model_name:llm_requests_per_replica:ln_squared_mean' + a.fitWindow,
   },
   // The hourly mean of a per-evaluation series: ...rate5m -> ...avg1h.
   local hourly(series) =
     local suffix = 'rate' + c.rateWindow;
     assert std.endsWith(series, suffix) : series;
     std.substr(series, 0, std.length(series) - std.length(suffix)) + 'avg1h',
-  // Traffic-weighted mean over fitWindow of a per-evaluation product series.
-  local weightedMean(series) = lib.fmt('avg_over_time(%(s)s[%(win)s:1h]) / (avg_over_time(%(w)s[%(win)s:1h]) > 0)', {
+  // Traffic-weighted mean over fitWindow of a per-evaluation product series (one subquery each:
+  // subquery steps, not samples, are what these rules cost).
+  local weightedMean(series) = lib.fmt('avg_over_time(%(s)s[%(win)s:1h]) / (%(w)s > 0)', {
     s: hourly(series),
-    w: hourly(fit.w),
+    w: fit.weight,
     win: a.fitWindow,
   }),
   // Capacity: load per replica, the part of it that stayed within every latency SLA, its hourly
@@ -156,26 +162,30 @@ local lib = import 'lib.libsonnet';
         name: 'inferwatch.adaptive.fit.weekly.rules',
         rules: [
           { record: fit.hours, expr: 'count_over_time(' + hourly(fit.w) + '[' + a.fitWindow + ':1h])' },
+          { record: fit.weight, expr: 'avg_over_time(' + hourly(fit.w) + '[' + a.fitWindow + ':1h])' },
           { record: fit.meanX, expr: weightedMean(fit.wx) },
-          { record: fit.varX, expr: weightedMean(fit.wxx) + ' - ' + fit.meanX + ' ^ 2' },
+          { record: fit.meanXX, expr: weightedMean(fit.wxx) },
+          { record: fit.varX, expr: fit.meanXX + ' - ' + fit.meanX + ' ^ 2' },
         ] + std.flattenArrays([
           local s = names(signal);
-          local cov = '(' + weightedMean(s.wxy) + ' - ' + fit.meanX + ' * ' + s.mean + ')';
           [
             { record: s.mean, expr: weightedMean(s.wy) },
+            { record: s.meanXY, expr: weightedMean(s.wxy) },
+            { record: s.meanYY, expr: weightedMean(s.wyy) },
+            { record: s.cov, expr: s.meanXY + ' - ' + fit.meanX + ' * ' + s.mean },
             {
               record: s.slope,
               expr: lib.fmt(|||
                 clamp(%(cov)s / (%(varX)s > %(minVar)s), 0, %(max)s)
                 and on (model_name)
                 %(hours)s >= %(minHours)s
-              |||, { cov: cov, varX: fit.varX, minVar: a.minLoadVariance, max: a.maxSlope, hours: fit.hours, minHours: a.fitMinHours }),
+              |||, { cov: s.cov, varX: fit.varX, minVar: a.minLoadVariance, max: a.maxSlope, hours: fit.hours, minHours: a.fitMinHours }),
             },
             {
               // var(y) - 2 b cov + b^2 var(x): the spread the fitted line leaves unexplained.
               record: s.residual,
               expr: lib.fmt('sqrt(clamp_min(%(yy)s - %(mean)s ^ 2 - 2 * %(b)s * %(cov)s + %(b)s ^ 2 * %(varX)s, 0))', {
-                yy: weightedMean(s.wyy), mean: s.mean, b: s.slope, cov: cov, varX: fit.varX,
+                yy: s.meanYY, mean: s.mean, b: s.slope, cov: s.cov, varX: fit.varX,
               }),
             },
           ]

@@ -71,7 +71,8 @@
     sla: {
       ttftSeconds: { default: 2.0, overrides: {} },  // overrides: model_name -> seconds
       itlSeconds: { default: 0.2, overrides: {} },
-      'for': '5m',
+      // Short: the SLA is far above normal latency, and a breach should page within 5 minutes.
+      'for': '2m',
     },
 
     // SLOs and multi-window multi-burn-rate tiers (Google SRE workbook).
@@ -109,7 +110,7 @@
       exporterDownFor: '5m',
     },
     redundancy: { minHealthyEndpoints: 2 },
-    kvCache: { saturation: 0.9, predictWindow: '30m', predictAhead: 900, 'for': '10m', saturatedFor: '3m' },
+    kvCache: { saturation: 0.9, predictWindow: '30m', predictAhead: 900, 'for': '10m', saturatedFor: '1m' },
     // Models that must always have series (absent() alert); `rules render --config` adds slo.models.
     expectedModels: [],
     preemptionStormPerSecond: 1,

@@ -61,6 +61,11 @@ local lib = import 'lib.libsonnet';
   local hourlyErrors(s) = 'model_name:llm_slo_' + s + '_errors:avg1h',
   local hourlyEvents(s) = 'model_name:llm_slo_' + s + '_events:avg1h',
   local fromHours(window) = lib.seconds(window) >= 86400,
+  // A week or more: daily means (each the mean of 24 hourly ones, at UTC midnight) through a daily
+  // subquery, 30 lookups for 30 days; the day in progress counts from the next midnight.
+  local dailyErrors(s) = 'model_name:llm_slo_' + s + '_errors:avg1d',
+  local dailyEvents(s) = 'model_name:llm_slo_' + s + '_events:avg1d',
+  local fromDays(window) = lib.seconds(window) >= 7 * 86400,
 
   local tierWindows = std.flattenArrays([[t.long, t.short] for t in slo.burnRates]),
   local missing = std.filter(function(x) !std.member(slo.windows, x), tierWindows + [slo.period, w]),
@@ -70,6 +75,7 @@ local lib = import 'lib.libsonnet';
            && std.all([std.isString(slo.models[m][k]) for m in std.objectFields(slo.models) for k in ['ttftThresholdSeconds', 'itlThresholdSeconds'] if std.objectHas(slo.models[m], k)])
            : 'slo thresholds are `le` strings as vLLM writes them ("1.0", "0.1")',
     assert std.all([lib.seconds(x) % 3600 == 0 for x in slo.windows if fromHours(x)]) : 'slo.windows of a day or more must be whole hours',
+    assert std.all([lib.seconds(x) % 86400 == 0 for x in slo.windows if fromDays(x)]) : 'slo.windows of a week or more must be whole days',
     assert missing == [] : 'slo.windows lacks %s (burn-rate windows, slo.period and rateWindow)' % std.join(', ', missing),
     groups+: [
       {
@@ -82,11 +88,18 @@ local lib = import 'lib.libsonnet';
           { record: objective(s), expr: lib.perModel(events(s), slo[slis[s].target], overrides(slis[s].target)) },
           { record: hourlyErrors(s), expr: 'avg_over_time(' + errors(s) + '[1h])' },
           { record: hourlyEvents(s), expr: 'avg_over_time(' + events(s) + '[1h])' },
+          { record: dailyErrors(s), expr: 'avg_over_time(' + hourlyErrors(s) + '[1d:1h])' },
+          { record: dailyEvents(s), expr: 'avg_over_time(' + hourlyEvents(s) + '[1d:1h])' },
         ] + [
           {
             record: ratio(s, window),
             expr: if window == w then
               errors(s) + ' / (' + events(s) + ' > 0)'
+            else if fromDays(window) then
+              // (before the first midnight there is no daily mean yet: the last day's hourly means)
+              lib.fmt('avg_over_time(%(e)s[%(w)s:1d]) / (avg_over_time(%(t)s[%(w)s:1d]) > 0)\nor\n%(day)s', {
+                e: dailyErrors(s), t: dailyEvents(s), w: window, day: ratio(s, '1d'),
+              })
             else if fromHours(window) then
               lib.fmt('avg_over_time(%(e)s[%(w)s:1h]) / (avg_over_time(%(t)s[%(w)s:1h]) > 0)', { e: hourlyErrors(s), t: hourlyEvents(s), w: window })
             else
