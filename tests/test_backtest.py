@@ -370,6 +370,18 @@ def test_failure_output_is_parsed() -> None:
     assert episode == Episode("Up0", (("instance", "a:8000"), ("weird", 'a"b\\c, d}=e')), 87_460, 87_580)
     with pytest.raises(BacktestError, match="rule Bad failed to evaluate"):
         parse_failures("    rule: Bad, time: 0s, err: many-to-one matching must be explicit\n")
+    # several alerts at one time: every entry but the last ends with `},`
+    two = '''    alertname: A, time: 2m,
+        got:[
+            0:
+              Labels:{alertname="A", model_name="m1"}
+              Annotations:{},
+            1:
+              Labels:{alertname="A", model_name="m2"},
+              Annotations:{}
+            ]
+'''
+    assert [labels["model_name"] for _, _, labels in parse_failures(two)] == ["m1", "m2"]
 
 
 def test_group_interval_and_stale_as_promtool_does_them(tmp_path: Path) -> None:
