@@ -40,16 +40,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backfill import DAY, DayWriter, RecordedSeries, Series, backfill, recorded_names
 
 from inferwatch import rules
 from inferwatch.config import load_config
-from inferwatch.lab.process import ManagedProcess, free_port
-from inferwatch.lab.stack import PROMETHEUS_BIN, Prometheus, _ready
+from inferwatch.lab.stack import Prometheus
 
 INSTANCES, MODELS, GPUS_PER_HOST = 200, 2, 8
 TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,
@@ -171,33 +168,6 @@ def serve(exposition: FleetExposition) -> http.server.ThreadingHTTPServer:
     return server
 
 
-class BenchPrometheus(Prometheus):
-    """The lab Prometheus with the storage flags a server holding weeks of history needs.
-
-    The lab class keeps 1 d; here retention must cover the backfilled days (or Prometheus deletes
-    the blocks at start-up), and `max-block-duration=2h` keeps the compactor from merging the
-    backfilled blocks (promtool cuts a day into 6-18 h blocks) during the measurement, which
-    would cost CPU that production spends at other times; in a few minutes the head is never
-    compacted anyway."""
-
-    def start(self, timeout: float = 120.0) -> Prometheus:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or free_port()
-        self.config_path.write_text(yaml.safe_dump(self.render_config(), sort_keys=False))
-        self.process = ManagedProcess("prometheus", [
-            PROMETHEUS_BIN,
-            f"--config.file={self.config_path}",
-            f"--storage.tsdb.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--web.enable-lifecycle",
-            f"--storage.tsdb.retention.time={RETENTION}",
-            "--storage.tsdb.max-block-duration=2h",
-            f"--rules.alert.resend-delay={self.alert_resend_delay}",
-        ], self.workdir)
-        self.process.start().wait_ready(lambda: _ready(self.url), timeout, what="prometheus /-/ready")
-        return self
-
-
 @dataclass
 class RunResult:
     per_group: dict[str, list[float]]  # group -> ms per distinct evaluation
@@ -212,8 +182,12 @@ def measure(workdir: Path, target: str, rule_files: list[str], minutes: float,
             names: dict[str, int]) -> RunResult:
     """Start Prometheus on `workdir/data` (empty or backfilled), let it scrape and evaluate for
     `minutes`, and read each group's evaluation durations and the recorded series."""
-    prometheus = BenchPrometheus(workdir, scrape_interval=f"{EVALUATION_SECONDS}s",
-                                 evaluation_interval=f"{EVALUATION_SECONDS}s", rule_files=rule_files)
+    # Retention must cover the backfilled days (or Prometheus deletes the blocks at start-up), and
+    # `max-block-duration=2h` keeps the compactor from merging the backfilled blocks (promtool
+    # cuts a day into 6-18 h blocks) during the measurement.
+    prometheus = Prometheus(workdir, scrape_interval=f"{EVALUATION_SECONDS}s",
+                            evaluation_interval=f"{EVALUATION_SECONDS}s", rule_files=rule_files,
+                            retention=RETENTION, extra_args=["--storage.tsdb.max-block-duration=2h"])
     # One job per exporter kind (one path each on the synthetic target); the selectors in the
     # rules pick them by job name, exactly as in production.
     prometheus.scrape_configs = [

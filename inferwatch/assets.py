@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 # repository-relative path -> (package, file name): the same layout the wheel installs.
 RULE_FILES: dict[str, tuple[str, str]] = {
@@ -28,6 +29,16 @@ def read(package: str, name: str) -> str:
 def rule_files() -> dict[str, str]:
     """The rendered rule files as shipped: repository-relative path -> YAML text."""
     return {path: read(*where) for path, where in RULE_FILES.items()}
+
+
+def write_rule_files(folder: Path) -> list[Path]:
+    """The shipped rule files written into `folder` (promtool and Prometheus read paths)."""
+    paths = []
+    for relative, text in rule_files().items():
+        path = folder / Path(relative).name
+        path.write_text(text)
+        paths.append(path)
+    return paths
 
 
 def alertmanager_config() -> str:

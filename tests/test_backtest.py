@@ -126,13 +126,7 @@ def generate(start: float, days: float = DAYS, regression: tuple[float, float] =
 @pytest.fixture(scope="session")
 def rule_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The shipped rule files, written out once (promtool reads paths)."""
-    folder = tmp_path_factory.mktemp("rules")
-    paths = []
-    for relative, text in assets.rule_files().items():
-        path = folder / Path(relative).name
-        path.write_text(text)
-        paths.append(path)
-    return paths
+    return assets.write_rule_files(tmp_path_factory.mktemp("rules"))
 
 
 @pytest.fixture(scope="session")

@@ -109,12 +109,7 @@ def _rule_paths(args: argparse.Namespace, folder: Path) -> list[Path]:
     if not args.rules:
         from inferwatch import assets
 
-        paths = []
-        for relative, text in assets.rule_files().items():
-            path = folder / Path(relative).name
-            path.write_text(text)
-            paths.append(path)
-        return paths
+        return assets.write_rule_files(folder)
     paths = []
     for given in args.rules:
         path = Path(given)

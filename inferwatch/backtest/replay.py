@@ -382,7 +382,8 @@ _ALERT_LINE = re.compile(r"^\s*alertname: (\S+), time: (\S+),\s*$")
 _LABELS_LINE = re.compile(r"^\s*Labels:\{(.*)\},?\s*$")
 _ERROR_LINE = re.compile(r"^\s*rule: (.*?), time: (\S+), err: (.*)$")
 _LABEL_ITEM = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-_KNOWN_LINE = re.compile(r"^\s*(Unit Testing:.*|FAILED:|SUCCESS|exp:\[\],?|got:\[|\d+:|Annotations:\{.*\},?|\]|)\s*$")  # `},` between alerts
+# (`},` ends every alert's last line but the last one's when several fire at once)
+_KNOWN_LINE = re.compile(r"^\s*(Unit Testing:.*|FAILED:|SUCCESS|exp:\[\],?|got:\[|\d+:|Annotations:\{.*\},?|\]|)\s*$")
 
 
 def parse_failures(output: str) -> list[tuple[str, float, dict[str, str]]]:

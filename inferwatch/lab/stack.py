@@ -50,6 +50,7 @@ class Prometheus:
     # Counted back from the newest block's end, not from now: a backfilled history longer than
     # this loses its oldest blocks.
     retention: str = "1d"
+    extra_args: list[str] = field(default_factory=list)  # more prometheus flags (benchmarks)
     process: ManagedProcess | None = None
 
     @property
@@ -84,6 +85,7 @@ class Prometheus:
             "--web.enable-lifecycle",
             f"--storage.tsdb.retention.time={self.retention}",
             f"--rules.alert.resend-delay={self.alert_resend_delay}",
+            *self.extra_args,
         ], self.workdir)
         self.process.start().wait_ready(lambda: _ready(self.url), timeout, what="prometheus /-/ready")
         return self
