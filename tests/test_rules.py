@@ -540,6 +540,31 @@ def test_recording_rules_from_raw_engine_series(tmp_path: Path) -> None:
 
 # -- the CLI ----------------------------------------------------------------------------------------
 
+def test_series_absent_ignores_a_prometheus_gap(tmp_path: Path) -> None:
+    """A model whose series vanish while Prometheus still scrapes is absent; every series
+    (`up` included) missing at once is Prometheus not scraping, and no model is called absent."""
+    files = rule_subset(RULE_FILES, {"engine"}, tmp_path / "rules",
+                        lambda group, rule: rule.get("alert") == "LLMModelSeriesAbsent")
+    running = "model_name:llm_requests_running:sum"
+    gap = range(60, 76)  # minutes 60-75: nothing at all, as while Prometheus restarts
+
+    def minutes(present) -> str:
+        return values(lambda t: None if int(t // MINUTE) in gap or not present(t) else 1, end=120 * MINUTE)
+
+    series = {
+        f'{running}{{model_name="gone"}}': minutes(lambda t: t < 30 * MINUTE),  # leaves at minute 30
+        f'{running}{{model_name="kept"}}': minutes(lambda t: True),
+        'up{job="vllm",instance="kept:8000"}': minutes(lambda t: True),
+    }
+    gone = [expected_alert("LLMModelSeriesAbsent", {"model_name": "gone"})]
+    checks = [
+        {"eval_time": "40m", "alertname": "LLMModelSeriesAbsent", "exp_alerts": gone},
+        {"eval_time": "74m", "alertname": "LLMModelSeriesAbsent", "exp_alerts": []},  # 14 minutes into the gap
+        {"eval_time": "100m", "alertname": "LLMModelSeriesAbsent", "exp_alerts": gone},
+    ]
+    run_promtool(tmp_path / "gap.yaml", promtool_test(files, series, "1m", checks), timeout=120)
+
+
 def test_rules_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["rules", "render", "--check", "--out", str(REPO)]) == 0
     assert capsys.readouterr().out.strip() == "up to date"

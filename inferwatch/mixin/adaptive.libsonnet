@@ -49,6 +49,7 @@ local lib = import 'lib.libsonnet';
     }),
   local lastSeasonal(series) = 'last_over_time(' + series + '[' + a.seasonalLookback + '])',
   local guard = 'on (model_name) ' + n.requestRate + ' >= ' + lib.num(c.minRequestRate),
+  local baselineGuard = 'on (model_name) ' + n.requestRate + ' >= ' + lib.num(a.minRequestRate),
 
   // The fit's inputs are recorded every evaluation (weighted by request rate, so noisy low-traffic
   // nights count little), averaged per hour, and the hourly means averaged over fitWindow with an
@@ -131,7 +132,7 @@ local lib = import 'lib.libsonnet';
         // The load fit's per-evaluation inputs (ln of load and latency, weighted by request rate).
         name: 'inferwatch.adaptive.fit.rules',
         rules: [
-          { record: fit.x, expr: 'ln(' + n.loadPerReplica + ')\nand ' + guard },
+          { record: fit.x, expr: 'ln(' + n.loadPerReplica + ')\nand ' + baselineGuard },
           { record: fit.w, expr: n.requestRate + ' and on (model_name) ' + fit.x },
           { record: fit.wx, expr: fit.w + ' * ' + fit.x },
           { record: fit.wxx, expr: fit.w + ' * ' + fit.x + ' ^ 2' },
@@ -257,7 +258,7 @@ local lib = import 'lib.libsonnet';
           [
             lib.alert(
               'LLM' + camel + 'AboveBaseline',
-              s.level + ' > ' + s.threshold + '\nand ' + guard + '\nunless on (model_name) ' + n.loadPerReplica + ' > ' + cap.handled,
+              s.level + ' > ' + s.threshold + '\nand ' + baselineGuard + '\nunless on (model_name) ' + n.loadPerReplica + ' > ' + cap.handled,
               'warning',
               'LLM ' + human + ' is above its adaptive baseline.',
               'p95 ' + human + ' of {{ $labels.model_name }} is {{ $value | humanizeDuration }}: slower than its own history at this hour and at this load per replica.',

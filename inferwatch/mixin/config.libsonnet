@@ -17,7 +17,7 @@
     // Rate window of the basic recording rules and of the SLIs (recorded names end in rate<window>).
     rateWindow: '5m',
 
-    // Requests/s below which a model's latency is too noisy to judge (minimum-traffic guard).
+    // Requests/s below which a model's latency is too noisy to judge (minimum-traffic guard of the SLA alerts).
     minRequestRate: 0.1,
 
     // Adaptive thresholds (docs/adaptive-thresholds.md).
@@ -38,6 +38,9 @@
       seasonalInterval: '5m',
       seasonalLookback: '10m',
       'for': '5m',
+      // The baseline alerts' own traffic guard, stricter: 100 requests in 5 minutes. Below it a p95
+      // is one of the five slowest requests, and a quiet evening looks like a regression.
+      minRequestRate: 0.33,
       // Load-aware band (docs/adaptive-thresholds.md): ln(p95) ~ ln(requests/s per replica), a
       // traffic-weighted least-squares fit over the last fitWindow of hourly means.
       fitWindow: '1w',
@@ -52,7 +55,7 @@
       window: '1w',
       // The window ends this long ago, so a long peak does not raise its own bar while it lasts.
       exclude: '1d',
-      margin: 1.2,  // warn above this multiple of the handled maximum
+      margin: 1.1,  // warn above this multiple of the handled maximum
       minHistoryHours: 144,  // six days: a weekly maximum needs most of a week
       'for': '10m',
     },

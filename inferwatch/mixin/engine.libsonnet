@@ -84,17 +84,14 @@ local lib = import 'lib.libsonnet';
                 'info', 'An LLM engine restarted.',
                 '{{ $labels.instance }} ({{ $labels.model_name }}) restarted (its counters reset) within the last ' + lib.humanDuration(e.restartWindow) + ': look for a crash or OOM in its log if nobody deployed.'),
           alert('LLMModelSeriesAbsent',
-                lib.fmt(|||
-                  group by (model_name) (last_over_time(%(running)s[%(lookback)s])) unless on (model_name) %(running)s
-                  or
-                  group by (model_name) (sum by (model_name) (inferwatch_model_configured_endpoints{%(sel)s}) > 0) unless on (model_name) %(running)s
-                |||, { running: n.requestsRunning, lookback: e.seriesAbsentLookback, sel: sel })
-                + std.join('', [
-                  '
-or
-absent(' + n.requestsRunning + '{model_name="' + lib.quote(m) + '"})'
+                // `count(up) > 0`: Prometheus is scraping at all (no alert across its own gaps or restarts).
+                '(\n' + std.join('\nor\n', [
+                  'group by (model_name) (last_over_time(' + n.requestsRunning + '[' + e.seriesAbsentLookback + '])) unless on (model_name) ' + n.requestsRunning,
+                  'group by (model_name) (sum by (model_name) (inferwatch_model_configured_endpoints{' + sel + '}) > 0) unless on (model_name) ' + n.requestsRunning,
+                ] + [
+                  'absent(' + n.requestsRunning + '{model_name="' + lib.quote(m) + '"})'
                   for m in c.expectedModels
-                ]),
+                ]) + '\n)\nand on () count(up) > 0',
                 'warning', 'A model has no engine metrics.',
                 'No engine serving {{ $labels.model_name }} reports metrics, though it did in the last ' + lib.humanDuration(e.seriesAbsentLookback) + ' or is configured: its engines are gone from service discovery, or nothing scrapes them.',
                 e.seriesAbsentFor),
