@@ -70,6 +70,9 @@ class LoopThread:
 
     def _run(self) -> None:
         self.loop.run_forever()
+        # One more turn: coroutines submitted just before the stop become tasks, so they are
+        # cancelled and drained below instead of being dropped un-awaited.
+        self.loop.run_until_complete(asyncio.sleep(0))
         tasks = asyncio.all_tasks(self.loop)
         for task in tasks:
             task.cancel()
@@ -77,7 +80,13 @@ class LoopThread:
         self.loop.close()
 
     def submit(self, coro: Coroutine) -> concurrent.futures.Future:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except RuntimeError:  # the loop is closed: nothing will ever run the coroutine
+            coro.close()
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            future.cancel()
+            return future
 
     def close(self, timeout: float = 1.0) -> None:
         if not self.loop.is_closed():
