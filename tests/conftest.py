@@ -7,7 +7,7 @@ are started once. Both are stopped by PID at the end of the session.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from inferwatch.config import GpuExporterConfig
 from inferwatch.exporters.gpu import server as gpu_server
 from inferwatch.exporters.gpu.simnvml import SimulatedNvml
 from inferwatch.kit.exporter import Exporter
+from inferwatch.lab.fake_openai import Behaviour, FakeOpenAI
 from inferwatch.lab.stack import Alertmanager, Prometheus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,3 +126,18 @@ def vllm_engine(engine_runtime, tmp_path_factory: pytest.TempPathFactory) -> Ite
     engine.start()
     yield engine
     engine.stop()
+
+
+@pytest.fixture
+def fake_engines() -> Iterator[Callable[..., FakeOpenAI]]:
+    """Starts fake OpenAI-compatible engines (`Behaviour` fields as keywords); stops them after the test."""
+    started: list[FakeOpenAI] = []
+
+    def start(**fields: object) -> FakeOpenAI:
+        fake = FakeOpenAI(Behaviour(**fields)).start()  # type: ignore[arg-type]
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()

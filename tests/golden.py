@@ -17,6 +17,8 @@ with one command and review that diff like code.
   the host's /proc (PID 4242 may exist there).
 - Engine: fake engines (`inferwatch.lab.fake_openai`) that are healthy, answering 5xx, malformed, and
   a port that refuses connections, each with a configured `model_version`. Ports appear in no label.
+- Probe: what `GET /probe` answers for a module against a fake engine with a fixed answer (a passing
+  case, a failing assertion, a `similar` assertion with no embedder) and against a refusing port.
 - Served as in production (`kit.exporter.registry_for`: the component's families plus the kit's
   self-metrics), minus the test process's own `process_*`/`python_*` families.
 - Values measuring real time are replaced by `MASKED` (the series and its labels are still checked):
@@ -34,6 +36,8 @@ import re
 import socket
 import sys
 import tempfile
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +56,8 @@ REGENERATE = ".venv/bin/python tests/golden.py --update"
 HOSTNAME = "golden-host"
 ADVANCE_SECONDS = 10.0
 MASK = "MASKED"
-MASKED_SAMPLES = re.compile(r"_(duration|round|timestamp)_seconds$")
+MASKED_SAMPLES = re.compile(r"_(duration|round|timestamp|time_to_first_token|time_per_output_token|e2e_request_latency)"
+                            r"_seconds$")
 DROPPED_PREFIXES = ("process_", "python_")
 NAMINGS = ("inferwatch", "dcgm")
 # The fixture proc root: PID 4242 (h100x2's vLLM) runs in a Docker container; any other PID does not exist.
@@ -66,6 +71,7 @@ def cases() -> dict[str, Callable[[], str]]:
         for naming in NAMINGS:
             out[f"gpu-{scenario}-{naming}.txt"] = functools.partial(gpu_exposition, scenario, naming)
     out["engine.txt"] = engine_exposition
+    out["probe.txt"] = probe_exposition
     return out
 
 
@@ -122,6 +128,52 @@ def engine_exposition() -> str:
         for fake in fakes:
             fake.stop()
     return header("engine exporter: healthy, 5xx, malformed /v1/models, connection refused") + normalise(text)
+
+
+PROBE_MODULES = """\
+modules:
+  golden:
+    kind: chat
+    model: fake
+    health: {max_model_len: 4096, tokenizer_text: "Hello, world!"}
+    cases:
+      - name: capital
+        prompt: What is the capital of France?
+        assert:
+          - {type: icontains, value: paris}
+          - {type: similar, value: Paris is the capital of France.}
+      - name: river
+        prompt: Which river flows through Paris?
+        assert:
+          - {name: seine, type: contains, value: Seine}
+          - {type: length, max_tokens: 8}
+"""
+
+
+def probe_exposition() -> str:
+    from inferwatch.config import ProbeExporterConfig
+    from inferwatch.exporters.probe import server as probe_server
+    from inferwatch.exporters.probe.modules import load_modules
+
+    fake = FakeOpenAI(answer="Paris is the capital of France.").start()
+    refusing = socket.socket()
+    refusing.bind(("127.0.0.1", 0))
+    with tempfile.TemporaryDirectory(prefix="golden-probe-") as folder:
+        (Path(folder) / "modules.yaml").write_text(PROBE_MODULES)
+        modules = load_modules(Path(folder) / "modules.yaml")
+    running = probe_server.start(ProbeExporterConfig(listen_address="127.0.0.1", port=0), modules, embedder=None)
+    texts = []
+    try:
+        for target in (fake.url, f"http://127.0.0.1:{refusing.getsockname()[1]}"):
+            query = urllib.parse.urlencode({"module": "golden", "target": target})
+            with urllib.request.urlopen(f"http://127.0.0.1:{running.port}/probe?{query}", timeout=30) as answer:
+                texts.append(answer.read().decode())
+    finally:
+        running.stop()
+        refusing.close()
+        fake.stop()
+    return (header("probe exporter GET /probe: a fake engine with a fixed answer (no embedder), then a "
+                   "refusing port") + normalise(texts[0]) + "# -- the refusing port\n" + normalise(texts[1]))
 
 
 def header(what: str) -> str:

@@ -39,6 +39,10 @@ ROUTES = [  # (alert, severity, receiver)
     ("LLMCapacityExceeded", None, "ml-platform-tickets"),
     ("LLMEngineRestarted", None, "null"),
     ("LLMModelVersionChanged", None, "null"),
+    ("LLMProbeFailing", None, "ml-platform-pager"),
+    ("LLMProbeModelMismatch", None, "ml-platform-pager"),
+    ("LLMProbeFailingOnEndpoint", None, "ml-platform-tickets"),
+    ("LLMProbeScoreDropped", None, "ml-platform-tickets"),
     ("GPULost", None, "infra-pager"),
     ("GPUThermalThrottling", None, "infra-tickets"),
 ]
@@ -132,3 +136,52 @@ def test_engine_exporter_and_failed_scrape_page_once(shipped_alertmanager: Alert
     wait_until(lambda: state(am, "LLMModelSeriesAbsent", model_name="m22")["state"] == "suppressed", 15,
                what="inhibition")
     assert state(am, "LLMModelSeriesAbsent", model_name="m23")["state"] == "active"
+
+
+def suppressed(am: Alertmanager, name: str, **labels: str) -> None:
+    wait_until(lambda: state(am, name, **labels)["state"] == "suppressed", 15, what=f"{name} {labels} inhibited")
+
+
+def test_engine_outage_mutes_that_models_probe_alerts(shipped_alertmanager: Alertmanager) -> None:
+    """An engine down, a model without a healthy endpoint or a failed engine scrape explains the
+    model's failing probes; other models' probes, and probe alerts without a model, are untouched."""
+    am = shipped_alertmanager
+    probe = {"job": "inferwatch-probe", "module": "smoke"}
+    post(am, "LLMEngineTargetDown", model_name="m31", job="vllm", instance="h31:8000", target="h31:8000")
+    post(am, "LLMProbeFailing", model_name="m31")
+    post(am, "LLMProbeModelMismatch", model_name="m31", **probe, instance="p31:8000", reason="model_mismatch")
+    post(am, "LLMProbeFailing", model_name="m32")
+    post(am, "LLMModelUnavailable", model_name="m33")
+    post(am, "LLMProbeHealthCheckFailing", model_name="m33", **probe, instance="p33:8000", check="model_listed")
+    post(am, "LLMEngineDown", model_name="m34", endpoint="http://h34:8000", target="h34:8000", hostname="h34",
+         role="primary")
+    post(am, "LLMProbeClientLatencyHigh", model_name="m34")
+    # a failed scrape of a target serving no known model, and a probe alert without a model
+    post(am, "LLMEngineTargetDown", job="vllm", instance="h35:8000", target="h35:8000")
+    post(am, "LLMProbeHealthCheckFailing", **probe, instance="p35:8000", check="model_listed")
+    suppressed(am, "LLMProbeFailing", model_name="m31")
+    suppressed(am, "LLMProbeModelMismatch", model_name="m31")
+    suppressed(am, "LLMProbeHealthCheckFailing", model_name="m33")
+    suppressed(am, "LLMProbeClientLatencyHigh", model_name="m34")
+    assert state(am, "LLMProbeFailing", model_name="m32")["state"] == "active"
+    assert state(am, "LLMProbeHealthCheckFailing", instance="p35:8000")["state"] == "active"
+    assert state(am, "LLMEngineTargetDown", model_name="m31")["state"] == "active"
+
+
+def test_probe_failing_mutes_the_models_redundant_probe_alerts(shipped_alertmanager: Alertmanager) -> None:
+    """A model failing every probe explains its failing endpoints, score drop and slow probes; its
+    model mismatch and health checks, and another model's probes, stay active."""
+    am = shipped_alertmanager
+    probe = {"job": "inferwatch-probe", "module": "smoke"}
+    post(am, "LLMProbeFailing", model_name="m36")
+    post(am, "LLMProbeFailingOnEndpoint", model_name="m36", **probe, instance="p36b:8000")
+    post(am, "LLMProbeScoreDropped", model_name="m36", module="smoke")
+    post(am, "LLMProbeClientLatencyHigh", model_name="m36")
+    post(am, "LLMProbeModelMismatch", model_name="m36", **probe, instance="p36a:8000", reason="model_mismatch")
+    post(am, "LLMProbeHealthCheckFailing", model_name="m36", **probe, instance="p36a:8000", check="context_matches")
+    post(am, "LLMProbeFailingOnEndpoint", model_name="m37", **probe, instance="p37b:8000")
+    for name in ("LLMProbeFailingOnEndpoint", "LLMProbeScoreDropped", "LLMProbeClientLatencyHigh"):
+        suppressed(am, name, model_name="m36")
+    for name in ("LLMProbeFailing", "LLMProbeModelMismatch", "LLMProbeHealthCheckFailing"):
+        assert state(am, name, model_name="m36")["state"] == "active", name
+    assert state(am, "LLMProbeFailingOnEndpoint", model_name="m37")["state"] == "active"

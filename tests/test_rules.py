@@ -43,7 +43,7 @@ from inferwatch.config import InferwatchConfig
 REPO = Path(__file__).resolve().parent.parent
 RULE_FILES = [REPO / path for path in rules.OUTPUTS.values()]
 MIXIN = REPO / "inferwatch" / "mixin"
-AREAS = ("serving", "slo", "adaptive", "errors", "engine", "gpu")  # inferwatch/mixin/<area>.libsonnet
+AREAS = ("serving", "slo", "adaptive", "errors", "engine", "gpu", "probe")  # inferwatch/mixin/<area>.libsonnet
 STEP = 5 * MINUTE
 ALERTS = alert_rules((REPO / rules.OUTPUTS["prometheusAlerts"]).read_text())
 
@@ -159,6 +159,9 @@ def test_windows_and_durations_come_from_config() -> None:
                   'for': '21m'},
       sla+: {'for': '22m'},
       slo+: {windows: ['5m', '30m', '1h', '2h', '6h', '1d', '3d', '28d'], period: '28d'},
+      probe+: {failingFor: '30m', failingOnEndpointFor: '31m', scoreDroppedFor: '32m', modelMismatchFor: '33m',
+               clientLatencyFor: '34m', healthCheckFor: '35m', clientLatencyWindow: '36m', scoreBaselineWindow: '3d',
+               scoreBaselineOffset: '2h'},
     }}""")
     text = json.dumps(changed)
     alerts = {r["alert"] + "/" + r["labels"]["severity"]: r for g in changed["prometheusAlerts"]["groups"]
@@ -174,14 +177,17 @@ def test_windows_and_durations_come_from_config() -> None:
         "LLMInterTokenLatencyAboveBaseline": "21m", "LLMTimeToFirstTokenSLABreach": "22m",
         "LLMInterTokenLatencySLABreach": "22m", "LLMEngineTargetDown": "24m", "LLMModelSeriesAbsent": "25m",
         "LLMEngineRestarted": None, "LLMKVCacheSaturated": "27m", "LLMCapacityExceeded": "28m",
-        "LLMErrorRatioAnomalous": "29m",
+        "LLMErrorRatioAnomalous": "29m", "LLMProbeFailing": "30m", "LLMProbeFailingOnEndpoint": "31m",
+        "LLMProbeScoreDropped": "32m", "LLMProbeModelMismatch": "33m", "LLMProbeClientLatencyHigh": "34m",
+        "LLMProbeHealthCheckFailing": "35m",
     }
     for needle in ("[23m]) > 0", "< 3600", "XID {{ $labels.xid }} in the last 1 hour.", "[18m]) > 0.5", "[20m]) > 0",
                    "[4h] offset 1320m", "[7m])", "ratio_rate28d", "SLO period (28 days)", "[26m])) > 0", "[7h]))",
-                   "[2w:1h] offset 1d", "[2d:1h] offset 1h", "[28d:1d]"):
+                   "[2w:1h] offset 1d", "[2d:1h] offset 1h", "[28d:1d]", "[36m])", "[3d] offset 2h",
+                   "over 3 days ending 2 hours ago"):
         assert needle in text, needle
     for stale in ("[10m]", "offset 10020m", "< 600", "ratio_rate30d", "[2h] offset", "[6h]))", "[1w:1h] offset",
-                  "[1d:1h] offset", "[30d:1d]"):
+                  "[1d:1h] offset", "[30d:1d]", "[1d] offset 1h"):
         assert stale not in text, stale
     (seasonal,) = [g for g in changed["prometheusRules"]["groups"] if g["name"] == "inferwatch.adaptive.seasonal.rules"]
     assert seasonal["interval"] == "2m"
@@ -333,7 +339,107 @@ def fleet_series() -> dict[str, str]:
     s[f"inferwatch_gpu_clock_event_active{{{gpu(7, 'h1')},reason=\"sw_power_cap\"}}"] = v(fault(0, 1))
     s['inferwatch_gpu_exporter_collect_timeouts_total{job="inferwatch-gpu",instance="h2:9835"}'] = c(
         lambda t: 1 / 60 if t >= FAULT_AT else 0)
+    s.update(probe_series())
     return s
+
+
+# -- quality probes (the probe exporter's series) ---------------------------------------------------
+
+PROBE_REASONS = ("timeout", "assertion_failed", "model_mismatch")
+PROBE_CASES = ("c1", "c2")
+HEALTH_CHECKS = ("model_listed", "model_context_matches", "tokenizer_roundtrip_success")
+CLIENT_TTFT_FAULT = 3.0  # m18's client-side TTFT from the fault: a slow proxy in front of a normal engine
+
+
+def probe_labels(model: str, instance: str, target: str | None = None) -> dict[str, str]:
+    """A probe's series labels: GET /probe (instance = the probed endpoint), or a scheduled target
+    on the exporter's own /metrics (instance = the exporter, `target` = the target's name)."""
+    return {"job": "inferwatch-probe", "instance": instance, **({"target": target} if target else {}),
+            "module": "smoke", "model_name": model}
+
+
+def probe_endpoint(labels: dict[str, str], score=lambda t: 1.0, reason=lambda t: None, ttft=None,
+                   health: dict | None = None) -> dict[str, str]:
+    """One probed endpoint: `score(t)` the share of its cases passed (success when 1), `reason(t)` the
+    failure reason, `ttft(t, case)` each case's client-side TTFT (None: absent), `health` check -> value(t)."""
+    s: dict[str, str] = {}
+    base = ",".join(f'{k}="{value}"' for k, value in labels.items())
+    s[f"inferwatch_probe_success{{{base}}}"] = v(lambda t: 1 if score(t) == 1 else 0)
+    s[f"inferwatch_probe_module_score_ratio{{{base}}}"] = v(score)
+    for r in PROBE_REASONS:
+        s[f'inferwatch_probe_failed{{{base},reason="{r}"}}'] = v(lambda t, r=r: 1 if reason(t) == r else 0)
+    for case in PROBE_CASES:
+        s[f'inferwatch_probe_case_time_to_first_token_seconds{{{base},case="{case}"}}'] = v(
+            lambda t, case=case: (ttft or (lambda t, case: 0.3))(t, case))
+    for check, value in (health or {name: lambda t: 1 for name in HEALTH_CHECKS}).items():
+        s[f"inferwatch_probe_{check}{{{base}}}"] = v(value)
+    return s
+
+
+def probe_series() -> dict[str, str]:
+    """m14 is probed and normal: two endpoints that each fail a single probe now and then (a
+    timeout), never twice in a row, and client TTFT well under its engine's. At the fault: every
+    probe of m15 fails its assertions; one of m16's two endpoints passes only 40% of its cases; m17's
+    scheduled target m17-b answers with another model; m18's probes wait 3 s for the first token
+    while its engine is as fast as ever; m19's endpoints report a wrong context length, and an
+    unlisted model with a broken tokenizer round trip."""
+    s: dict[str, str] = {}
+    ttft = "model_name:llm_time_to_first_token_seconds:p95_rate5m"
+    for model, seed in (("m14", 14), ("m18", 18)):
+        s[f'{ttft}{{model_name="{model}"}}'] = v(noisy(TTFT, seed=seed))
+    client = {case: noisy(lambda t: 0.5 * TTFT(t) + 0.05, seed=20 + i) for i, case in enumerate(PROBE_CASES)}
+
+    def flaky(period: int, phase: int):
+        def fails(t: float) -> bool:
+            return int(t // STEP) % period == phase
+        return fails
+
+    for instance, fails in (("p14a:8000", flaky(13, 5)), ("p14b:8000", flaky(17, 3))):
+        health = {"model_listed": lambda t: 1, "model_context_matches": lambda t: 1}
+        if instance == "p14a:8000":  # p14b's engine has no /tokenize: the series is absent
+            health["tokenizer_roundtrip_success"] = lambda t: 1
+        s.update(probe_endpoint(
+            probe_labels("m14", instance), score=lambda t, f=fails: 0.5 if f(t) else 1.0,
+            reason=lambda t, f=fails: "timeout" if f(t) else None,
+            ttft=lambda t, case, f=fails: None if f(t) and case == "c1" else client[case](t), health=health))
+    for instance in ("p15a:8000", "p15b:8000"):
+        s.update(probe_endpoint(probe_labels("m15", instance), score=fault(1.0, 0.0),
+                                reason=fault(None, "assertion_failed")))
+    s.update(probe_endpoint(probe_labels("m16", "p16a:8000")))
+    s.update(probe_endpoint(probe_labels("m16", "p16b:8000"), score=fault(1.0, 0.4),
+                            reason=fault(None, "assertion_failed")))
+    s.update(probe_endpoint(probe_labels("m17", "probe-1:9837", "m17-a")))
+    s.update(probe_endpoint(probe_labels("m17", "probe-1:9837", "m17-b"), score=fault(1.0, 0.0),
+                            reason=fault(None, "model_mismatch")))
+    s.update(probe_endpoint(probe_labels("m18", "p18a:8000"),
+                            ttft=lambda t, case: CLIENT_TTFT_FAULT if t >= FAULT_AT else client[case](t)))
+    healthy = {name: (lambda t: 1) for name in HEALTH_CHECKS}
+    s.update(probe_endpoint(probe_labels("m19", "p19a:8000"),
+                            health={**healthy, "model_context_matches": fault(1, 0)}))
+    s.update(probe_endpoint(probe_labels("m19", "p19b:8000"),
+                            health={**healthy, "model_listed": fault(1, 0), "tokenizer_roundtrip_success": fault(1, 0)}))
+    return s
+
+
+def probe_faults() -> list[tuple[str, str, dict[str, str], float | None]]:
+    """Every probe alert 20 minutes into the fault, after the longest `for` (15m): each model's
+    failure fires every alert it explains (Alertmanager mutes the redundant ones)."""
+    when = at(7, 14, 20)
+    m16b, m17b = probe_labels("m16", "p16b:8000"), probe_labels("m17", "probe-1:9837", "m17-b")
+    return [
+        ("LLMProbeFailing", when, {"model_name": "m15"}, 0),
+        ("LLMProbeFailingOnEndpoint", when, m16b, 0),
+        ("LLMProbeFailingOnEndpoint", when, m17b, 0),
+        # avg over endpoints: m15 0, m16 (1 + 0.4) / 2, m17 (1 + 0) / 2; each baseline 1
+        ("LLMProbeScoreDropped", when, {"model_name": "m15", "module": "smoke"}, 0),
+        ("LLMProbeScoreDropped", when, {"model_name": "m16", "module": "smoke"}, 0.7),
+        ("LLMProbeScoreDropped", when, {"model_name": "m17", "module": "smoke"}, 0.5),
+        ("LLMProbeModelMismatch", when, {**m17b, "reason": "model_mismatch"}, 1),
+        ("LLMProbeClientLatencyHigh", when, {"model_name": "m18"}, CLIENT_TTFT_FAULT),
+        ("LLMProbeHealthCheckFailing", when, {**probe_labels("m19", "p19a:8000"), "check": "context_matches"}, 0),
+        ("LLMProbeHealthCheckFailing", when, {**probe_labels("m19", "p19b:8000"), "check": "model_listed"}, 0),
+        ("LLMProbeHealthCheckFailing", when, {**probe_labels("m19", "p19b:8000"), "check": "tokenizer_roundtrip"}, 0),
+    ]
 
 
 def gpu_labels(index: int, host: str) -> dict[str, str]:
@@ -379,6 +485,7 @@ def fleet_faults() -> list[tuple[str, str, dict[str, str], float]]:
         ("GPUThermalThrottling", at(7, 14, 15), gpu_labels(6, "h1"), 1),
         ("GPUPowerThrottling", at(7, 14, 30), {**gpu_labels(7, "h1"), "reason": "sw_power_cap"}, 1),
         ("GPUExporterCollectTimeouts", at(7, 14, 15), {"job": "inferwatch-gpu", "instance": "h2:9835"}, None),
+        *probe_faults(),
     ]
 
 
@@ -398,11 +505,21 @@ def fleet_checks() -> list[dict]:
                                                             0.5),
         "LLMInterTokenLatencySLABreach": expected_alert("LLMInterTokenLatencySLABreach", {"model_name": "m3"}, 0.5),
     }
+    firing: dict[tuple[str, str], list[dict]] = {}  # one check lists every alert of its name at its time
     for name, when, labels, value in faults:
-        alerts = [expected_alert(name, labels, value)]
-        if name in m3 and labels["model_name"] != "m3":
+        firing.setdefault((name, when), []).append(expected_alert(name, labels, value))
+    for (name, when), alerts in firing.items():
+        if name in m3 and all(a["exp_labels"]["model_name"] != "m3" for a in alerts):
             alerts.append(m3[name])
         checks.append({"eval_time": when, "alertname": name, "exp_alerts": alerts})
+    # Probes: failing for under `for` is only pending (the fault's first minutes; m14's flaky
+    # single probes, on one endpoint at day 3 01:00, on both at day 1 04:35).
+    for name in ("LLMProbeFailing", "LLMProbeModelMismatch", "LLMProbeHealthCheckFailing"):
+        checks.append({"eval_time": at(7, 14, 0), "alertname": name, "exp_alerts": []})
+    checks.append({"eval_time": at(7, 14, 5), "alertname": "LLMProbeFailingOnEndpoint", "exp_alerts": []})
+    checks.append({"eval_time": at(3, 1, 0), "alertname": "LLMProbeFailingOnEndpoint", "exp_alerts": []})
+    for name in ("LLMProbeFailing", "LLMProbeScoreDropped"):
+        checks.append({"eval_time": at(1, 4, 35), "alertname": name, "exp_alerts": []})
     # The band never hides an SLA breach: m3 has no history, so its threshold is the SLA.
     checks.append({"eval_time": at(7, 10, 30), "alertname": "LLMTimeToFirstTokenAboveBaseline",
                    "exp_alerts": [expected_alert("LLMTimeToFirstTokenAboveBaseline", {"model_name": "m3"}, 2.5)]})
@@ -602,7 +719,7 @@ def test_rules_cli_without_jsonnet(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 # each on the rules it exercises: the fleet week on every area but the SLOs, the SLO week as one
 # promtool per SLO. Their tests come last, so the tests above run meanwhile.
 
-WEEK_AREAS = {"fleet": {"serving", "adaptive", "errors", "engine", "gpu"}, "slo": {"slo"}}
+WEEK_AREAS = {"fleet": {"serving", "adaptive", "errors", "engine", "gpu", "probe"}, "slo": {"slo"}}
 # The fleet week gives the latency levels directly: the serving area's histogram groups have no input.
 HISTOGRAM_GROUPS = {f"inferwatch.serving.{h}.rules" for h in ("ttft", "itl", "e2e", "queue", "instance")}
 

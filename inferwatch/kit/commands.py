@@ -56,6 +56,9 @@ def add_actions(parser: argparse.ArgumentParser) -> Callable[..., argparse.Argum
     return add
 
 
+SIGNAL_POLL_SECONDS = 0.2  # how soon a signal delivered to another thread is acted on
+
+
 class Signals:
     """SIGINT/SIGTERM (stop) and optionally SIGHUP (reload) as events, installed before anything starts
     so that a signal sent the moment a port opens is never handled by the default action."""
@@ -73,9 +76,16 @@ class Signals:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if not self.stop.wait(left) or not self.hangup.is_set():
-                    return  # timed out, or SIGINT/SIGTERM
+                # Short waits, never an unbounded one: the kernel may deliver the signal to a worker
+                # thread, and Python runs its handler only when the main thread is back in the
+                # interpreter, which an endless lock wait never is.
+                while not self.stop.is_set():
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return  # timed out
+                    self.stop.wait(SIGNAL_POLL_SECONDS if left is None else min(SIGNAL_POLL_SECONDS, left))
+                if not self.hangup.is_set():
+                    return  # SIGINT/SIGTERM
                 self.hangup.clear()
                 self.stop.clear()
                 if on_hangup is not None:

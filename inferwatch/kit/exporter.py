@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
 from inferwatch.kit.selfmetrics import ComponentCollector, InstrumentedCollector
-from inferwatch.kit.web import WebConfig, WebServer, serve_forever_in_thread
+from inferwatch.kit.web import Route, WebConfig, WebServer, serve_forever_in_thread
 
 LANDING = b"<html><head><title>inferwatch</title></head><body><a href=\"/metrics\">Metrics</a></body></html>\n"
 
@@ -65,10 +65,14 @@ def metrics_route(registry: CollectorRegistry) -> Any:
     return route
 
 
-def serve(collector: ComponentCollector, address: str, port: int, web: WebConfig | None = None) -> Exporter:
-    """Serve `collector` in background threads; port 0 = any free port. OSError if the port is taken."""
+def serve(collector: ComponentCollector, address: str, port: int, web: WebConfig | None = None,
+          routes: dict[str, Route] | None = None) -> Exporter:
+    """Serve `collector` in background threads; port 0 = any free port. OSError if the port is taken.
+
+    `routes`: a component's own paths (the probe exporter's `/probe`) besides `/metrics` and `/`.
+    """
     instrumented = InstrumentedCollector(collector)
-    routes = {"/metrics": metrics_route(registry_for(instrumented)),
+    routes = {**(routes or {}), "/metrics": metrics_route(registry_for(instrumented)),
               "/": lambda handler: (200, "text/html; charset=utf-8", LANDING)}
     server = WebServer((address, port), routes, web)
     thread = serve_forever_in_thread(server, f"http-{server.port}")

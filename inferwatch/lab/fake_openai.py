@@ -14,9 +14,14 @@ two ways to run it:
       python -m inferwatch.lab.fake_openai --port 8100 [--ports 10] [--token-delay 0.002] [--health-delay 5]
 
 Routes, as vLLM answers them: `GET /health` (empty body), `GET /v1/models` (one model with `root`
-and `max_model_len`), `GET /version`, and `POST /v1/completions`, streamed as one server-sent
-event per output token, then a usage chunk (`stream_options.include_usage`), then `[DONE]`; with
-`"stream": false`, one JSON answer. A request no real server would accept (not JSON, wrong model,
+and `max_model_len`), `GET /version`, `POST /v1/completions` and `POST /v1/chat/completions`,
+streamed as one server-sent event per output token (`text`, or `delta.content` after a first
+`delta.role` chunk for chat; the last one carries `finish_reason`), then a usage chunk
+(`stream_options.include_usage`), then `[DONE]`; with `"stream": false`, one JSON answer.
+The answer is `"x"` per token (`max_tokens` of them, default 16), or `Behaviour.answer` split
+into words, one token each (cut at `max_tokens`, `finish_reason` "length", else "stop"), so
+assertions on it are deterministic. `POST /tokenize` and `POST /detokenize` use a byte tokenizer
+(a token id per UTF-8 byte). A request no real server would accept (not JSON, wrong model,
 prompt plus `max_tokens` beyond the context) is HTTP 400, so clients' error accounting can be
 exercised.
 
@@ -33,11 +38,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -60,7 +67,13 @@ class Behaviour:
     models_body: bytes | None = None  # the raw /v1/models body instead of the model list (malformed peers)
     version: str | None = "0.0.0+fake"  # /version's `version`; None: /version is 404, as on old engines
     require_auth: str | None = None  # the exact Authorization header required, else 401
-    token_delay: float = 0.0  # seconds between streamed tokens
+    token_delay: float = 0.0  # seconds before each streamed token
+    answer: str | None = None  # the fixed answer text (one token per word); None: "x" per token
+    completions_status: int = 200  # non-200: both generation routes answer this status, with vLLM's error body
+    cut_stream_after: int | None = None  # close the connection after this many tokens, without usage or [DONE]
+    invalid_json_chunk: bool = False  # one `data:` line that is not JSON, after the first token
+    tokenizer: bool = True  # False: /tokenize and /detokenize are 404, as on engines without them
+    detokenize_lossy: bool = False  # /detokenize drops the last token: a round trip that does not match
     routes: dict[str, Responder] = field(default_factory=dict)  # "METHOD /path" -> replacement handler
 
 
@@ -158,38 +171,155 @@ def _bad_request(message: str) -> web.Response:
                              status=400)
 
 
-TOKEN_CHUNK = b'data: {"choices":[{"index":0,"text":"x"}]}\n\n'
+WORD = re.compile(r"\S+\s*|\s+")
+GARBAGE_CHUNK = b'data: {"choices": [oops\n\n'
+
+
+def _prompt_tokens(body: dict, kind: str) -> int:
+    """Words of the prompt (a token-id list counts its ids): the fake's stand-in for a tokenizer."""
+    if kind == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise TypeError("messages must be a list")
+        return sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
+    prompt = body.get("prompt", [])
+    return len(prompt) if isinstance(prompt, list) else len(str(prompt).split())
+
+
+def _max_tokens(behaviour: Behaviour, requested: Any) -> int:
+    """The request's `max_tokens`; by default 16 x's, or the whole fixed answer."""
+    if requested is not None:
+        return int(requested)
+    return 16 if behaviour.answer is None else max(1, len(WORD.findall(behaviour.answer)))
+
+
+def _answer(behaviour: Behaviour, max_tokens: int) -> tuple[list[str], str]:
+    """(tokens, finish_reason) of the answer; only called once `max_tokens` is known to fit the context."""
+    if behaviour.answer is None:
+        return ["x"] * max_tokens, "length"
+    words = WORD.findall(behaviour.answer)
+    return (words[:max_tokens], "length") if len(words) > max_tokens else (words, "stop")
+
+
+def _event(payload: dict) -> bytes:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
 
 
 async def completions(request: web.Request, behaviour: Behaviour) -> web.StreamResponse:
+    return await _generate(request, behaviour, "completion")
+
+
+async def chat_completions(request: web.Request, behaviour: Behaviour) -> web.StreamResponse:
+    return await _generate(request, behaviour, "chat")
+
+
+async def _generate(request: web.Request, behaviour: Behaviour, kind: str) -> web.StreamResponse:
+    """Both generation routes: validate like vLLM, then answer in one JSON body or as a token stream."""
+    if behaviour.completions_status != 200:
+        return web.json_response({"error": {"message": "fake engine failure", "type": "InternalServerError",
+                                            "code": behaviour.completions_status}},
+                                 status=behaviour.completions_status)
     try:
         body = await request.json()
-        max_tokens = int(body.get("max_tokens", 16))
+        prompt_len = _prompt_tokens(body, kind)
+        max_tokens = _max_tokens(behaviour, body.get("max_tokens"))
     except (ValueError, TypeError, AttributeError):
         return _bad_request("the body must be a JSON object with an integer max_tokens")
-    prompt = body.get("prompt", [])
-    prompt_len = len(prompt) if isinstance(prompt, list) else len(str(prompt).split())
     if body.get("model") != behaviour.model:
         return _bad_request(f"The model `{body.get('model')}` does not exist.")
     if max_tokens < 1 or prompt_len + max_tokens > behaviour.max_model_len:
         return _bad_request(f"prompt ({prompt_len}) + max_tokens ({max_tokens}) exceeds the context "
                             f"({behaviour.max_model_len})")
-    usage = {"prompt_tokens": prompt_len, "completion_tokens": max_tokens, "total_tokens": prompt_len + max_tokens}
+    tokens, finish = _answer(behaviour, max_tokens)
+    usage = {"prompt_tokens": prompt_len, "completion_tokens": len(tokens),
+             "total_tokens": prompt_len + len(tokens)}
+    chat = kind == "chat"
+    head = {"id": "chatcmpl-fake" if chat else "cmpl-fake", "object": "chat.completion.chunk" if chat
+            else "text_completion", "created": 0, "model": behaviour.model}
     if not body.get("stream"):
         if behaviour.token_delay:
-            await asyncio.sleep(behaviour.token_delay * max_tokens)
-        return web.json_response({"object": "text_completion", "model": behaviour.model, "usage": usage,
-                                  "choices": [{"index": 0, "text": "x" * max_tokens, "finish_reason": "length"}]})
+            await asyncio.sleep(behaviour.token_delay * len(tokens))
+        text = "".join(tokens)
+        choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish} if chat
+                  else {"index": 0, "text": text, "finish_reason": finish})
+        return web.json_response({**head, "object": "chat.completion" if chat else "text_completion",
+                                  "usage": usage, "choices": [choice]})
+
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    delay = behaviour.token_delay
-    for _ in range(max_tokens):
-        if delay:
-            await asyncio.sleep(delay)
-        await response.write(TOKEN_CHUNK)
-    await response.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
-    await response.write(b"data: [DONE]\n\n")
+    try:
+        if not await _stream(response, behaviour, head, tokens, finish, usage):
+            return _cut(request, response)
+    except ConnectionResetError:  # the client hung up (a probe's deadline, a load test's timeout): not an error
+        pass
     return response
+
+
+async def _stream(response: web.StreamResponse, behaviour: Behaviour, head: dict, tokens: list[str], finish: str,
+                  usage: dict) -> bool:
+    """Write the token events, the usage chunk and [DONE]; False where `cut_stream_after` says to stop."""
+    chat = head["object"] == "chat.completion.chunk"
+
+    def chunk(token: str, finish_reason: str | None) -> bytes:
+        part = {"delta": {"content": token}} if chat else {"text": token}
+        return _event({**head, "choices": [{"index": 0, **part, "logprobs": None, "finish_reason": finish_reason}]})
+
+    if chat:
+        await response.write(_event({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                          "logprobs": None, "finish_reason": None}]}))
+    cache: dict[str, bytes] = {}  # most tokens repeat ("x"): encode each once
+    for sent, token in enumerate(tokens):
+        if behaviour.cut_stream_after is not None and sent >= behaviour.cut_stream_after:
+            return False
+        if behaviour.token_delay:
+            await asyncio.sleep(behaviour.token_delay)
+        last = sent == len(tokens) - 1
+        data = chunk(token, finish) if last else cache.get(token) or cache.setdefault(token, chunk(token, None))
+        await response.write(data)
+        if sent == 0 and behaviour.invalid_json_chunk:
+            await response.write(GARBAGE_CHUNK)
+    if behaviour.cut_stream_after is not None:
+        return False
+    await response.write(_event({**head, "choices": [], "usage": usage}))
+    await response.write(b"data: [DONE]\n\n")
+    return True
+
+
+def _cut(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Drop the connection mid-stream (no terminating chunk): a crashed engine or a broken proxy."""
+    response.force_close()
+    if request.transport is not None:
+        request.transport.close()
+    return response
+
+
+async def tokenize(request: web.Request, behaviour: Behaviour) -> web.Response:
+    """vLLM's /tokenize for a `prompt`: one id per UTF-8 byte."""
+    if not behaviour.tokenizer:
+        return web.json_response({"detail": "Not Found"}, status=404)
+    try:
+        body = await request.json()
+        ids = list(body["prompt"].encode("utf-8"))
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return _bad_request("the body must be a JSON object with a string prompt")
+    if body.get("model", behaviour.model) != behaviour.model:
+        return _bad_request(f"The model `{body.get('model')}` does not exist.")
+    return web.json_response({"count": len(ids), "max_model_len": behaviour.max_model_len, "tokens": ids,
+                              "token_strs": None})
+
+
+async def detokenize(request: web.Request, behaviour: Behaviour) -> web.Response:
+    if not behaviour.tokenizer:
+        return web.json_response({"detail": "Not Found"}, status=404)
+    try:
+        body = await request.json()
+        ids = body["tokens"]
+        data = bytes(ids[:-1] if behaviour.detokenize_lossy else ids)
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return _bad_request("the body must be a JSON object with a list of byte-sized token ids")
+    if body.get("model", behaviour.model) != behaviour.model:
+        return _bad_request(f"The model `{body.get('model')}` does not exist.")
+    return web.json_response({"prompt": data.decode("utf-8", "replace")})
 
 
 ROUTES: dict[str, Responder] = {
@@ -197,6 +327,9 @@ ROUTES: dict[str, Responder] = {
     "GET /v1/models": models,
     "GET /version": version,
     "POST /v1/completions": completions,
+    "POST /v1/chat/completions": chat_completions,
+    "POST /tokenize": tokenize,
+    "POST /detokenize": detokenize,
 }
 
 
@@ -246,9 +379,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between streamed tokens")
     parser.add_argument("--health-delay", type=float, default=0.0, help="make /health this slow (seconds)")
+    parser.add_argument("--answer", default=None, help="answer this text (one token per word) instead of x's")
     args = parser.parse_args(argv)
     fake = FakeOpenAI(host=args.host, port=args.port, model=args.model, token_delay=args.token_delay,
-                      health_delay=args.health_delay)
+                      health_delay=args.health_delay, answer=args.answer)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a manual run quietly
         asyncio.run(serve_forever(fake, args.ports))
 

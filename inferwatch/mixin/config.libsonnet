@@ -1,5 +1,5 @@
-// inferwatch mixin configuration: the only thing the area files (serving, slo, adaptive, gpu,
-// engine) read. Override any field in your own jsonnet:
+// inferwatch mixin configuration: the only thing the area files (serving, slo, adaptive, errors,
+// engine, gpu, probe) read. Override any field in your own jsonnet:
 //   (import 'inferwatch/mixin/mixin.libsonnet') + { _config+:: { slo+: { availabilityTarget: 0.995 } } }
 // `inferwatch rules render --config inferwatch.yaml` generates the slo/sla/price overrides from
 // the file's `slo:` and `cost:` sections (`inferwatch rules overrides` prints them as jsonnet).
@@ -128,6 +128,29 @@
       powerCapWindow: '15m',  // share of this window spent at the software power cap
       powerThrottlingFor: '15m',
       collectTimeoutWindow: '10m',
+    },
+
+    // Quality probes (inferwatch probe-exporter, scraped by probeSelector): golden prompts sent to
+    // every endpoint, judged on the client side (docs/runbooks/llmprobe*.md).
+    probe: {
+      failingFor: '5m',  // LLMProbeFailing: every probed endpoint of a model fails
+      failingOnEndpointFor: '10m',  // LLMProbeFailingOnEndpoint: some endpoints fail while others pass
+      // LLMProbeScoreDropped: a module's score (share of cases passed, averaged over endpoints) more
+      // than scoreDrop below its mean over scoreBaselineWindow ending scoreBaselineOffset ago (the
+      // drop in progress is not its own baseline).
+      scoreDrop: 0.2,
+      scoreBaselineWindow: '1d',
+      scoreBaselineOffset: '1h',
+      scoreDroppedFor: '15m',
+      modelMismatchFor: '2m',  // LLMProbeModelMismatch: an endpoint answers with another model
+      // LLMProbeClientLatencyHigh: the probes' client-side TTFT (mean over a model's cases, averaged
+      // over clientLatencyWindow) above clientLatencyFactor x the engine's own p95 TTFT plus
+      // clientLatencyMarginSeconds: the time is lost in front of the engine.
+      clientLatencyFactor: 2,
+      clientLatencyMarginSeconds: 0.5,
+      clientLatencyWindow: '10m',
+      clientLatencyFor: '10m',
+      healthCheckFor: '5m',  // LLMProbeHealthCheckFailing: model not listed, wrong context, tokenizer round trip
     },
 
     // Cost: price of one GPU-hour, for cost per million tokens.

@@ -8,6 +8,7 @@
 //   errors    error and abort ratios against their own baseline
 //   engine    endpoint/model health, versions, KV cache and preemption alerts
 //   gpu       GPU efficiency and cost rules; GPU hardware alerts
+//   probe     quality probes (golden prompts) per model and endpoint; probe failure, score and latency alerts
 // Every alert gets its team/service labels and runbook_url here, in one place.
 local lib = import 'lib.libsonnet';
 
@@ -18,6 +19,7 @@ local lib = import 'lib.libsonnet';
 (import 'errors.libsonnet') +
 (import 'engine.libsonnet') +
 (import 'gpu.libsonnet') +
+(import 'probe.libsonnet') +
 {
   prometheusAlerts:: lib.withSharedFields(super.prometheusAlerts, $._config),
   grafanaDashboards+:: {},
