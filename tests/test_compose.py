@@ -272,6 +272,8 @@ SERVICE_CHECKS = {
     "gpu-exporter": ("inferwatch_gpu_exporter_nvml_up", lambda s: [v for _, v in s] == [0.0] or not no_gpu_here()),
     # The engine exporter without its vLLM reports the endpoint down.
     "engine-exporter": ("inferwatch_engine_up", lambda s: [(x["endpoint"], v) for x, v in s] == [("vllm-0", 0.0)]),
+    # The probe exporter loads the stack's two modules; /probe answers when Prometheus asks.
+    "probe-exporter": ("inferwatch_probe_exporter_modules", lambda s: [v for _, v in s] == [2.0]),
 }
 
 
