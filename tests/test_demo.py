@@ -28,10 +28,11 @@ def test_full_demo(engine_runtime, tmp_path: Path) -> None:
     result = run_demo(tmp_path, "--load-seconds", "4")
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    for job in ("inferwatch-engine", "inferwatch-gpu", "vllm"):
+    for job in ("inferwatch-engine", "inferwatch-gpu", "inferwatch-probe", "vllm"):
         line = next(line for line in out.splitlines() if line.strip().startswith(f"target {job} "))
         assert line.rstrip().endswith("up"), line
     assert "engine endpoints up      1" in out
+    assert "probe success            1" in out, "the latency probe passes against the demo's vLLM"
     goodput = next(line for line in out.splitlines() if "SLO goodput ratio" in line)
     assert float(goodput.split()[-1]) > 0
     assert "errors: none" in out

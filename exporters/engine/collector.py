@@ -151,7 +151,8 @@ class EngineCollector(Collector):
         results = []
         for endpoint in self.endpoints:
             future = started_now.get(endpoint.name)
-            if future is None or not future.done():  # a probe from an overlapping scrape is still running
+            # a probe from an overlapping scrape is still running, or the collector is closing (cancelled)
+            if future is None or not future.done() or future.cancelled():
                 last = self._last.get(endpoint.name, ProbeResult(endpoint))
                 results.append(dataclasses.replace(last, failure="stale", duration=time.monotonic() - started))
             elif future.exception() is not None:  # a bug: say so, do not blame the endpoint

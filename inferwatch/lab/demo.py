@@ -62,6 +62,8 @@ def _run(config: InferwatchConfig, root: Path, duration: float, engine: bool, lo
         if engine and load_seconds > 0:
             _inject(jobs["vllm"], load_seconds)
             prometheus.wait_for_series('inferwatch_vllm_slo_requests_total{job="vllm"} > 0', timeout=30)
+        if engine:
+            prometheus.wait_for_series('inferwatch_probe_success{job="inferwatch-probe"}', timeout=30)
         print_summary(prometheus)
         print("\nStack is up. Press Ctrl-C to stop." if not duration else f"\nStopping in {duration:.0f} s.",
               flush=True)
@@ -105,7 +107,38 @@ def _start_components(config: InferwatchConfig, root: Path, engine: bool, starte
     started.append(exporter)
     jobs["inferwatch-engine"] = f"127.0.0.1:{exporter.port}"
     print(f"  Engine exporter http://{jobs['inferwatch-engine']}/metrics", flush=True)
+    probes = _start_probe_exporter(vllm.base_url)
+    started.append(probes)
+    jobs["inferwatch-probe"] = f"127.0.0.1:{probes.port}"
+    print(f"  Probe exporter  http://{jobs['inferwatch-probe']}/metrics  (module latency every 5 s)", flush=True)
     return jobs
+
+
+# The random-weight model answers nothing meaningful, so the demo probes latency only: a fixed-length
+# generation whose client-side TTFT/TPOT and model id are checked (see examples/probe-modules.yaml).
+DEMO_PROBES = f"""
+modules:
+  latency:
+    kind: completion
+    model: {MODEL}
+    timeout_seconds: 10
+    params: {{max_tokens: 16, temperature: 0, seed: 0, ignore_eos: true}}
+    cases:
+      - name: sixteen_tokens
+        prompt: "Count slowly:"
+        assert: [{{type: length, min_tokens: 16, max_tokens: 16}}]
+"""
+
+
+def _start_probe_exporter(base_url: str) -> Any:
+    from inferwatch.config import ProbeExporterConfig, ProbeTargetConfig, parse_config
+    from inferwatch.exporters.probe import server as probe_server
+    from inferwatch.exporters.probe.modules import Modules
+
+    modules = parse_config(DEMO_PROBES, "<the demo's probe modules>", cls=Modules)
+    config = ProbeExporterConfig(listen_address="127.0.0.1", port=free_port(), targets=[
+        ProbeTargetConfig(name="vllm-0", url=base_url, module="latency", interval_seconds=5)])
+    return probe_server.start(config, modules, embedder=None)
 
 
 def _inject(target: str, seconds: float) -> None:
@@ -157,6 +190,8 @@ def print_summary(prometheus: Prometheus) -> None:
          "1000 * histogram_quantile(0.5, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[1m])))",
          "{:.1f}"),
         ("KV cache usage", "max(vllm:kv_cache_usage_perc)", "{:.3f}"),
+        ("probe success", 'min(inferwatch_probe_success{job="inferwatch-probe"})', "{:.0f}"),
+        ("probe TTFT (ms, client)", '1000 * max(inferwatch_probe_case_time_to_first_token_seconds)', "{:.1f}"),
         ("SLO goodput ratio", "sum(inferwatch_vllm_slo_goodput_requests_total) / "
                               "sum(inferwatch_vllm_slo_requests_total)", "{:.2f}"),
     ]
