@@ -208,9 +208,11 @@ def bench_cpu(cases: int, runs: int, warmup: int) -> list[str]:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     else:
         print("warning: numpy was loaded before OPENBLAS_NUM_THREADS could be set", file=sys.stderr)
+    from inferwatch.exporters.probe import assertions
     from inferwatch.exporters.probe.assertions import load_embedder
 
     embedder = load_embedder()
+    answer_cache = assertions.ANSWER_CACHE_SIZE
     if embedder is None:
         print("note: the embedder is not installed; the `similar` column is left out", file=sys.stderr)
     port = free_port()
@@ -227,14 +229,22 @@ def bench_cpu(cases: int, runs: int, warmup: int) -> list[str]:
                                    embedder=embedder)
         route = probe_server.probe_route(lambda: collector)
         try:
-            for name, module in modules.modules.items():
+            # `similar` twice: answers unchanged since the last probe (temperature 0: the steady state;
+            # the embedder caches answer vectors by SHA-256), and every answer new (cache off).
+            variants = [(name, name, False) for name in modules.modules]
+            if "similar" in modules.modules:
+                variants.append(("similar, every answer new", "similar", True))
+            for label, name, cold in variants:
+                module = modules.modules[name]
+                if embedder is not None:
+                    embedder.answer_cache_size = 0 if cold else answer_cache  # 0: no cache
                 for _ in range(warmup):
                     one_probe(route, name, port)
                 measured = [one_probe(route, name, port) for _ in range(runs)]
                 cpu = [m[0] * 1000 for m in measured]
                 render = render_cpu(collector, name, port, runs)
                 wall = [m[1] * 1000 for m in measured]
-                rows.append(f"| {name} | {cases} | {len(module.cases[0].assertions)} | {runs} | "
+                rows.append(f"| {label} | {cases} | {len(module.cases[0].assertions)} | {runs} | "
                             f"{statistics.median(cpu):.1f} | {pct(cpu, 90):.1f} | {max(cpu):.1f} | "
                             f"{statistics.median(cpu) / cases:.2f} | {render:.1f} | {statistics.median(wall):.1f} | "
                             f"{pct(wall, 90):.1f} | {measured[-1][2] / 1024:.0f} |")

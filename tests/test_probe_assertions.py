@@ -180,3 +180,17 @@ def test_similar_with_minilm(minilm) -> None:
     bad = evaluate(assertion, "Bananas are yellow.", None, minilm)
     assert good.passed is True and good.score is not None and good.score > 0.9
     assert bad.passed is False and bad.score is not None and bad.score < 0.3
+
+
+def test_minilm_embeds_an_unchanged_answer_once(minilm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers are cached by SHA-256 (no text kept): a temperature-0 probe's repeated answer is free."""
+    calls: list[int] = []
+    embed = minilm.embed
+    monkeypatch.setattr(minilm, "embed", lambda text: calls.append(1) or embed(text))
+    first = minilm.similarity("Paris is the capital.", "An answer seen once, then again.")
+    again = minilm.similarity("Paris is the capital.", "An answer seen once, then again.")
+    assert first == again and len(calls) == 1
+    assert not any(isinstance(key, str) for key in minilm._answers), "answers are kept as digests only"
+    monkeypatch.setattr(minilm, "answer_cache_size", 0)
+    minilm.similarity("Paris is the capital.", "An answer seen once, then again.")
+    assert len(calls) == 2
