@@ -537,6 +537,16 @@ def _header_fields(conn: _Connection) -> dict[str, str]:
     raise _Fail("bad_stream", f"more than {MAX_HEADER_LINES} header lines")
 
 
+def _exactly(conn: _Connection, size: int, cut: str) -> Iterator[bytes]:
+    """`size` bytes as they arrive; a peer that closes before them is `bad_stream` (`cut`)."""
+    while size > 0:
+        piece = conn.take(size)
+        if not piece:
+            raise _Fail("bad_stream", cut)
+        size -= len(piece)
+        yield piece
+
+
 def _body(conn: _Connection, fields: dict[str, str]) -> Iterator[bytes]:
     """The body's bytes as they arrive (chunked, Content-Length or until close)."""
     if "chunked" in fields.get("transfer-encoding", "").lower():
@@ -548,25 +558,14 @@ def _body(conn: _Connection, fields: dict[str, str]) -> Iterator[bytes]:
                 raise _Fail("bad_stream", "bad chunk size") from None
             if size == 0:
                 return
-            while size > 0:
-                piece = conn.take(size)
-                if not piece:
-                    raise _Fail("bad_stream", "connection closed mid-chunk")
-                size -= len(piece)
-                yield piece
+            yield from _exactly(conn, size, "connection closed mid-chunk")
             if conn.line().strip():
                 raise _Fail("bad_stream", "no CRLF after a chunk")
     length = fields.get("content-length")
     if length is not None:
         if not length.isdigit():
             raise _Fail("bad_stream", "bad Content-Length")
-        size = int(length)
-        while size > 0:
-            piece = conn.take(size)
-            if not piece:
-                raise _Fail("bad_stream", "connection closed mid-body")
-            size -= len(piece)
-            yield piece
+        yield from _exactly(conn, int(length), "connection closed mid-body")
         return
     while piece := conn.take(RECV_BYTES):
         yield piece
