@@ -34,6 +34,8 @@ COMMANDS = (
     Command("gpu-scenarios", "inferwatch.exporters.gpu.list_scenarios"),
     Command("engine-exporter", "inferwatch.exporters.engine.command"),
     Command("probe-exporter", "inferwatch.exporters.probe.command"),
+    Command("feedback-server", "inferwatch.exporters.feedback.command"),
+    Command("feedback", "inferwatch.exporters.feedback.export_command"),
     Command("inject", "inferwatch.inject.command", extra="inject"),
     Command("rules", "inferwatch.rules"),
     Command("engine", "inferwatch.lab.engine.command"),

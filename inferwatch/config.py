@@ -55,6 +55,10 @@ def check_at_least(key: str, value: int, least: int) -> Problem:
     return None if value >= least else (key, f"must be at least {least}; got {value}")
 
 
+def check_between(key: str, value: float, least: float, most: float) -> Problem:
+    return None if least <= value <= most else (key, f"must be between {least:g} and {most:g}; got {value!r}")
+
+
 def check_http_url(key: str, value: str) -> Problem:
     """An http(s) URL with a host: what the probes can actually request."""
     try:
@@ -185,6 +189,203 @@ class ProbeExporterConfig:
 
 
 @dataclass
+class FeedbackScoreConfig:
+    """One score the application may post, with how its values map to polarity and series.
+
+    boolean: true is positive, false negative (`negative_value: true` flips it, e.g. a "flagged"
+    score). numeric: within [min, max]; below `negative_below` is negative, from `positive_from`
+    on positive, neutral between; a histogram with `buckets`. categorical: one of `categories`
+    (or, when none are listed, the first `max_categories` distinct values seen); `negative` lists
+    the negative ones.
+    """
+
+    name: str
+    type: Literal["boolean", "numeric", "categorical"] = "boolean"
+    negative_value: bool = False
+    min: float = 0.0
+    max: float = 1.0
+    negative_below: float | None = None
+    positive_from: float | None = None
+    buckets: list[float] = field(default_factory=list)  # default: each integer for a small integer range, else tenths
+    categories: list[str] = field(default_factory=list)
+    negative: list[str] = field(default_factory=list)
+    max_categories: int = 16
+
+    def check(self) -> Problem:
+        if not (self.name and len(self.name) <= 64 and set(self.name) <= _TARGET_NAME_CHARS):
+            return "name", f"must be 1 to 64 characters of a-z, A-Z, 0-9, _ . : and -; got {_clip(self.name)}"
+        if self.type == "numeric":
+            if not (math.isfinite(self.min) and math.isfinite(self.max) and self.min < self.max):
+                return "max", f"min and max must be finite with min < max; got {self.min!r}, {self.max!r}"
+            if any(not math.isfinite(b) for b in self.buckets) or self.buckets != sorted(set(self.buckets)):
+                return "buckets", "must be finite numbers in increasing order, without repeats"
+            if len(self.buckets) > 40:
+                return "buckets", f"at most 40 buckets; got {len(self.buckets)}"
+        for value in (*self.categories, *self.negative):
+            if not (value and len(value) <= 64 and set(value) <= _TARGET_NAME_CHARS):
+                return "categories", f"values must be 1 to 64 characters of a-z A-Z 0-9 _ . : -; got {_clip(value)}"
+        unknown = sorted(set(self.negative) - set(self.categories)) if self.categories else []
+        if unknown:
+            return "negative", f"not among categories: {', '.join(unknown[:5])}"
+        if self.categories and len(self.categories) > 64:
+            return "categories", f"at most 64 categories; got {len(self.categories)}"
+        return check_between("max_categories", self.max_categories, 1, 64)
+
+    def histogram_buckets(self) -> list[float]:
+        if self.buckets:
+            return list(self.buckets)
+        low, high = float(self.min), float(self.max)
+        if low.is_integer() and high.is_integer() and high - low <= 10:
+            return [float(v) for v in range(int(low), int(high) + 1)]
+        return [low + (high - low) * i / 10 for i in range(1, 11)]
+
+
+def _default_scores() -> list[FeedbackScoreConfig]:
+    return [
+        FeedbackScoreConfig("thumbs"),
+        FeedbackScoreConfig("rating", "numeric", min=1, max=5, negative_below=3, positive_from=4),
+        FeedbackScoreConfig("quality", "numeric", min=0, max=1, negative_below=0.5, positive_from=0.8),
+    ]
+
+
+@dataclass
+class FeedbackServerConfig:
+    listen_address: str = "0.0.0.0"
+    port: int = 9838
+    scores: list[FeedbackScoreConfig] = field(default_factory=_default_scores)
+    # A file holding the token clients must send as `Authorization: Bearer <token>` (default: none).
+    bearer_token_file: str | None = None
+    max_body_bytes: int = 1 << 20
+    max_batch: int = 1000
+    # Cardinality bounds: a batch naming a model beyond max_models is rejected; versions beyond
+    # max_versions_per_model are counted as version="other".
+    max_models: int = 64
+    max_versions_per_model: int = 16
+    # Where a missing model version is looked up: the engine exporter's inferwatch_model_version_info.
+    prometheus_url: str | None = None
+    version_lookup_timeout_seconds: float = 2.0
+    # Negatively rated requests (ids, model, version, score, value, time; never text) for retraining.
+    store_dir: str | None = None
+    store_max_bytes: int = 64 << 20
+    store_retention_days: float = 30.0
+    web_config_file: str | None = None  # TLS and basic auth (Prometheus' web-config format)
+
+    def check(self) -> Problem:
+        counts = collections.Counter(s.name for s in self.scores)
+        duplicates = sorted(name for name, n in counts.items() if n > 1)
+        if duplicates:
+            return "scores", f"score names must be unique; repeated: {', '.join(duplicates[:10])}"
+        if not 1024 <= self.max_body_bytes <= 64 << 20:
+            return "max_body_bytes", f"must be between 1024 and {64 << 20}; got {self.max_body_bytes}"
+        if not 1 <= self.store_retention_days <= 3650 or not math.isfinite(self.store_retention_days):
+            return "store_retention_days", f"must be between 1 and 3650; got {self.store_retention_days!r}"
+        return first_problem(
+            check_port("port", self.port),
+            check_between("max_batch", self.max_batch, 1, 100_000),
+            check_between("max_models", self.max_models, 1, 1024),
+            check_between("max_versions_per_model", self.max_versions_per_model, 1, 256),
+            check_http_url("prometheus_url", self.prometheus_url) if self.prometheus_url else None,
+            check_seconds("version_lookup_timeout_seconds", self.version_lookup_timeout_seconds, most=30.0),
+            check_at_least("store_max_bytes", self.store_max_bytes, 1 << 16),
+        )
+
+
+@dataclass
+class DriftThresholds:
+    """Evidently's defaults: psi, jensenshannon and mmd drift at or above; ks when its p-value is at or below."""
+
+    psi: float = 0.1
+    jensenshannon: float = 0.1
+    ks: float = 0.05
+    mmd: float = 0.015
+
+    def check(self) -> Problem:
+        for name in ("psi", "jensenshannon", "ks", "mmd"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                return name, f"must be a finite number above 0; got {value!r}"
+        return None
+
+
+@dataclass
+class DriftSamplesConfig:
+    """`POST /v1/samples`: text (or precomputed features) reduced to fixed-size sketches per model."""
+
+    # Sketches are kept per slot; the current window is the last window_seconds of slots and a
+    # reference can be captured from any range still held (retention_seconds).
+    slot_seconds: float = 300.0
+    window_seconds: float = 3600.0
+    retention_seconds: float = 86400.0
+    reservoir_size: int = 1000  # embedding vectors kept per slot, for the MMD test
+    language: bool = False  # language id per sample (the `drift` extra's langid; ~1.5 ms a sample)
+    max_models: int = 32
+    max_body_bytes: int = 8 << 20
+    max_batch: int = 5000
+
+    def check(self) -> Problem:
+        if self.window_seconds < self.slot_seconds or self.retention_seconds < self.window_seconds:
+            return "window_seconds", "slot_seconds <= window_seconds <= retention_seconds must hold"
+        if self.retention_seconds / self.slot_seconds > 2016:
+            return "retention_seconds", "at most 2016 slots (retention_seconds / slot_seconds) are kept per model"
+        return first_problem(
+            check_seconds("slot_seconds", self.slot_seconds, most=86400.0),
+            check_seconds("window_seconds", self.window_seconds, most=7 * 86400.0),
+            check_seconds("retention_seconds", self.retention_seconds, most=31 * 86400.0),
+            check_between("reservoir_size", self.reservoir_size, 50, 10_000),
+            check_between("max_models", self.max_models, 1, 256),
+            None if 1024 <= self.max_body_bytes <= 64 << 20 else ("max_body_bytes", "must be between 1024 and 64 MiB"),
+            check_between("max_batch", self.max_batch, 1, 100_000),
+        )
+
+
+@dataclass
+class DriftExporterConfig:
+    listen_address: str = "0.0.0.0"
+    port: int = 9839
+    # Token-length drift: these histograms, per model, read from Prometheus' HTTP API.
+    prometheus_url: str | None = None
+    histograms: list[str] = field(default_factory=lambda: ["vllm:request_prompt_tokens",
+                                                           "vllm:request_generation_tokens"])
+    model_label: str = "model_name"
+    selector: str = ""  # extra label matchers for every query, e.g. 'job="vllm"'
+    models: list[str] = field(default_factory=list)  # default: every model the histograms carry
+    max_models: int = 32
+    interval_seconds: float = 60.0
+    query_timeout_seconds: float = 10.0
+    window_seconds: float = 3600.0  # the current window
+    # The reference: the same window this long ago (a week: same hour, same weekday) unless a
+    # reference is pinned for the model (`inferwatch drift reference pin`).
+    reference_offset_seconds: float = 604800.0
+    min_samples: int = 100  # a window with fewer requests gets no score (too noisy to judge)
+    references_dir: str | None = None
+    thresholds: DriftThresholds = field(default_factory=DriftThresholds)
+    samples: DriftSamplesConfig = field(default_factory=DriftSamplesConfig)
+    bearer_token_file: str | None = None  # for POST /v1/samples and the reference API
+    web_config_file: str | None = None
+
+    def check(self) -> Problem:
+        for name in self.histograms:
+            if not (name and len(name) <= 200 and set(name) <= _METRIC_NAME_CHARS) or name[0].isdigit():
+                return "histograms", f"must be metric names (without _bucket); got {_clip(name)}"
+        if not (self.model_label and set(self.model_label) <= _LABEL_NAME_CHARS):
+            return "model_label", f"must be a label name; got {_clip(self.model_label)}"
+        return first_problem(
+            check_port("port", self.port),
+            check_http_url("prometheus_url", self.prometheus_url) if self.prometheus_url else None,
+            check_between("max_models", self.max_models, 1, 1024),
+            check_seconds("interval_seconds", self.interval_seconds, most=86400.0),
+            check_seconds("query_timeout_seconds", self.query_timeout_seconds, most=120.0),
+            check_seconds("window_seconds", self.window_seconds, most=31 * 86400.0),
+            check_seconds("reference_offset_seconds", self.reference_offset_seconds, most=366 * 86400.0),
+            check_at_least("min_samples", self.min_samples, 1),
+        )
+
+
+_METRIC_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:")
+_LABEL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+@dataclass
 class VllmPluginConfig:
     """The vLLM stat-logger plugin; its SLO targets come from the `slo` section."""
 
@@ -274,6 +475,8 @@ class InferwatchConfig:
     gpu_exporter: GpuExporterConfig = field(default_factory=GpuExporterConfig)
     engine_exporter: EngineExporterConfig = field(default_factory=EngineExporterConfig)
     probe_exporter: ProbeExporterConfig = field(default_factory=ProbeExporterConfig)
+    feedback_server: FeedbackServerConfig = field(default_factory=FeedbackServerConfig)
+    drift_exporter: DriftExporterConfig = field(default_factory=DriftExporterConfig)
     vllm_plugin: VllmPluginConfig = field(default_factory=VllmPluginConfig)
     slo: SloConfig = field(default_factory=SloConfig)
     cost: CostConfig = field(default_factory=CostConfig)

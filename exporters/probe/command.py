@@ -6,32 +6,35 @@ Scheduled targets (probe_exporter.targets) are probed in the background and serv
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
 from typing import Any
 
 from inferwatch.config import ConfigError, InferwatchConfig, ProbeExporterConfig
-from inferwatch.exporters.gpu.command import overrides
-from inferwatch.kit.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, reload_section, serve_until_signal
+from inferwatch.kit.commands import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    add_listen_arguments,
+    checked_section,
+    listen_overrides,
+    reload_section,
+    serve_until_signal,
+)
 
 log = logging.getLogger(__name__)
 
 HELP = "probe endpoints with golden prompts: quality, latency, served model (GET /probe)"
-KEYS = ("port", "listen_address", "web_config_file", "modules_file", "timeout_offset_seconds")
+KEYS = ("modules_file", "timeout_offset_seconds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modules", dest="modules_file", metavar="FILE",
                         help="the probe modules file (overrides probe_exporter.modules_file; "
                         "see inferwatch/examples/probe-modules.yaml)")
-    parser.add_argument("--port", type=int, help="listen port (overrides probe_exporter.port, default 9837)")
-    parser.add_argument("--listen-address", help="listen address (overrides probe_exporter.listen_address)")
-    parser.add_argument("--web.listen-address", dest="web_listen_address", metavar="[HOST]:PORT",
-                        help="address and port in one, as Prometheus exporters spell it (e.g. :9837)")
-    parser.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
-                        help="TLS and basic auth, in Prometheus' web-config format")
+    add_listen_arguments(parser, "probe_exporter", 9837)
     parser.add_argument("--timeout-offset", dest="timeout_offset_seconds", type=float, metavar="SECONDS",
                         help="subtracted from Prometheus' scrape timeout to get the probe deadline (default 0.5)")
     once = parser.add_argument_group("one-shot probe (debugging, CI gates)")
@@ -73,18 +76,7 @@ def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
 
 def configured(args: argparse.Namespace, config: InferwatchConfig) -> ProbeExporterConfig:
     """The probe_exporter section with the command line's overrides."""
-    values = overrides(args, *KEYS)
-    if args.web_listen_address:
-        host, sep, port = args.web_listen_address.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise CommandError(f"--web.listen-address must be [HOST]:PORT; got {args.web_listen_address!r}",
-                               EXIT_USAGE)
-        values.update(port=int(port), listen_address=host.strip("[]") or "0.0.0.0")
-    cfg = dataclasses.replace(config.probe_exporter, **values)
-    problem = cfg.check()  # the flags' values obey the file's rules
-    if problem is not None:
-        raise CommandError(f"probe_exporter.{problem[0]}: {problem[1]}", EXIT_USAGE)
-    return cfg
+    return checked_section(config.probe_exporter, "probe_exporter", listen_overrides(args, *KEYS))
 
 
 def load_checked(cfg: ProbeExporterConfig) -> Any:

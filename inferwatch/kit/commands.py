@@ -56,6 +56,38 @@ def add_actions(parser: argparse.ArgumentParser) -> Callable[..., argparse.Argum
     return add
 
 
+def add_listen_arguments(parser: argparse.ArgumentParser, section: str, default_port: int) -> None:
+    """--port, --listen-address, --web.listen-address and --web.config.file, the same in every server."""
+    parser.add_argument("--port", type=int, help=f"listen port (overrides {section}.port, default {default_port})")
+    parser.add_argument("--listen-address", help=f"listen address (overrides {section}.listen_address)")
+    parser.add_argument("--web.listen-address", dest="web_listen_address", metavar="[HOST]:PORT",
+                        help=f"address and port in one, as Prometheus exporters spell it (e.g. :{default_port})")
+    parser.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                        help="TLS and basic auth, in Prometheus' web-config format")
+
+
+def listen_overrides(args: argparse.Namespace, *keys: str) -> dict[str, Any]:
+    """The flags that were given (`keys` plus the listen flags), as section fields: flags win over the file."""
+    values = {key: getattr(args, key) for key in ("port", "listen_address", "web_config_file", *keys)
+              if getattr(args, key, None) is not None}
+    if getattr(args, "web_listen_address", None):
+        host, sep, port = args.web_listen_address.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise CommandError(f"--web.listen-address must be [HOST]:PORT; got {args.web_listen_address!r}",
+                               EXIT_USAGE)
+        values.update(port=int(port), listen_address=host.strip("[]") or "0.0.0.0")
+    return values
+
+
+def checked_section(section: Any, name: str, values: dict[str, Any]) -> Any:
+    """`section` with `values` replaced, checked by the file's rules (CommandError naming `name.key`)."""
+    section = dataclasses.replace(section, **values)
+    problem = section.check()
+    if problem is not None:
+        raise CommandError(f"{name}.{problem[0]}: {problem[1]}", EXIT_USAGE)
+    return section
+
+
 SIGNAL_POLL_SECONDS = 0.2  # how soon a signal delivered to another thread is acted on
 
 

@@ -66,14 +66,15 @@ def metrics_route(registry: CollectorRegistry) -> Any:
 
 
 def serve(collector: ComponentCollector, address: str, port: int, web: WebConfig | None = None,
-          routes: dict[str, Route] | None = None) -> Exporter:
+          routes: dict[str, Route] | None = None, post_routes: dict[str, Route] | None = None) -> Exporter:
     """Serve `collector` in background threads; port 0 = any free port. OSError if the port is taken.
 
-    `routes`: a component's own paths (the probe exporter's `/probe`) besides `/metrics` and `/`.
+    `routes`: a component's own GET paths (the probe exporter's `/probe`) besides `/metrics` and `/`;
+    `post_routes` its POST paths (the feedback service's `/v1/feedback`).
     """
     instrumented = InstrumentedCollector(collector)
     routes = {**(routes or {}), "/metrics": metrics_route(registry_for(instrumented)),
               "/": lambda handler: (200, "text/html; charset=utf-8", LANDING)}
-    server = WebServer((address, port), routes, web)
+    server = WebServer((address, port), routes, web, post_routes=post_routes)
     thread = serve_forever_in_thread(server, f"http-{server.port}")
     return Exporter(collector, address, server.port, server, thread, instrumented)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Exemplar
 
 Kind = Literal["gauge", "counter"]
 
@@ -21,6 +22,7 @@ class Sample(NamedTuple):
     family: str  # short name, key into the table
     labels: dict[str, str]
     value: float
+    exemplar: Exemplar | None = None  # shown in OpenMetrics only (a request id: never a label)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class FamilyTable:
             metric = out.get(name)
             if metric is None:
                 metric = out[name] = Metric(name, family.help, family.kind)
-            metric.add_sample(name + "_total" if family.kind == "counter" else name, sample.labels, sample.value)
+            metric.add_sample(name + "_total" if family.kind == "counter" else name, sample.labels, sample.value,
+                              exemplar=sample.exemplar)
         order = {self.exposed_name(f): i for i, f in enumerate(self.families.values())}
         return sorted(out.values(), key=lambda m: order[m.name])

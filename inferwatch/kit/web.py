@@ -143,9 +143,10 @@ class WebServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], routes: dict[str, Route], web: WebConfig | None = None,
-                 idle_timeout: float = 30.0, max_connections: int = 64):
+                 idle_timeout: float = 30.0, max_connections: int = 64, post_routes: dict[str, Route] | None = None):
         web = web or WebConfig()
         self.routes = routes
+        self.post_routes = post_routes or {}
         self.idle_timeout = idle_timeout
         self.tls = tls_context(web.tls_server_config) if web.tls_server_config else None
         self.auth = _AuthCache(web.basic_auth_users)
@@ -204,14 +205,24 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:
+        self._dispatch(self.server.routes, self.server.post_routes, "POST")
+
+    def do_POST(self) -> None:
+        self._dispatch(self.server.post_routes, self.server.routes, "GET")
+
+    def _dispatch(self, routes: dict[str, Route], other: dict[str, Route], other_method: str) -> None:
         if not self.server.auth.allowed(self.headers.get("Authorization")):
             self._reply(401, "text/plain; charset=utf-8", b"Unauthorized\n",
                         {"WWW-Authenticate": 'Basic realm="inferwatch"'})
             return
         path = self.path.split("?", 1)[0]
-        route = self.server.routes.get(path)
+        route = routes.get(path)
         if route is None:
-            self._reply(404, "text/plain; charset=utf-8", b"Not Found\n")
+            if path in other:
+                self.close_connection = True  # an unread request body must not be taken for the next request
+                self._reply(405, "text/plain; charset=utf-8", b"Method Not Allowed\n", {"Allow": other_method})
+            else:
+                self._reply(404, "text/plain; charset=utf-8", b"Not Found\n")
             return
         try:
             status, content_type, body = route(self)
@@ -231,6 +242,42 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except OSError:  # the client went away
             self.close_connection = True
+
+
+class BodyError(Exception):
+    """A request body we will not read: the HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def read_body(handler: Any, limit: int) -> bytes:
+    """The request body, at most `limit` bytes, or BodyError (411 without Content-Length, 413 over the
+    limit). A refused body is left unread, so the connection is closed after the reply."""
+    if handler.headers.get("Transfer-Encoding"):
+        handler.close_connection = True
+        raise BodyError(411, "send the body with a Content-Length (chunked transfer encoding is not accepted)")
+    try:
+        length = int(handler.headers.get("Content-Length", ""))
+    except ValueError:
+        handler.close_connection = True
+        raise BodyError(411, "a Content-Length header is required") from None
+    if length < 0:
+        handler.close_connection = True
+        raise BodyError(400, "Content-Length must not be negative")
+    if length > limit:
+        handler.close_connection = True
+        raise BodyError(413, f"body is {length} bytes; the limit is {limit}")
+    try:
+        body = handler.rfile.read(length)  # each read has the idle timeout
+    except OSError:
+        handler.close_connection = True
+        raise BodyError(408, "the body did not arrive in time") from None
+    if len(body) != length:
+        handler.close_connection = True
+        raise BodyError(400, f"body ended after {len(body)} of {length} bytes")
+    return body
 
 
 def serve_forever_in_thread(server: WebServer, name: str) -> threading.Thread:

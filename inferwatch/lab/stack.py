@@ -83,6 +83,7 @@ class Prometheus:
             f"--storage.tsdb.path={self.workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle",
+            "--enable-feature=exemplar-storage",  # the feedback service's request ids
             f"--storage.tsdb.retention.time={self.retention}",
             f"--rules.alert.resend-delay={self.alert_resend_delay}",
             *self.extra_args,
