@@ -36,6 +36,8 @@ COMMANDS = (
     Command("probe-exporter", "inferwatch.exporters.probe.command"),
     Command("feedback-server", "inferwatch.exporters.feedback.command"),
     Command("feedback", "inferwatch.exporters.feedback.export_command"),
+    Command("drift-exporter", "inferwatch.exporters.drift.command", extra="drift"),
+    Command("drift", "inferwatch.exporters.drift.reference_command", extra="drift"),
     Command("inject", "inferwatch.inject.command", extra="inject"),
     Command("rules", "inferwatch.rules"),
     Command("engine", "inferwatch.lab.engine.command"),

@@ -311,25 +311,30 @@ class DriftThresholds:
 class DriftSamplesConfig:
     """`POST /v1/samples`: text (or precomputed features) reduced to fixed-size sketches per model."""
 
-    # Sketches are kept per slot; the current window is the last window_seconds of slots and a
-    # reference can be captured from any range still held (retention_seconds).
-    slot_seconds: float = 300.0
+    # Sketches are kept per slot; the current window is the last window_seconds of slots, the
+    # reference (unless one is pinned) the same window reference_offset_seconds ago (yesterday),
+    # and a reference can be captured from any range still held (retention_seconds).
+    slot_seconds: float = 600.0
     window_seconds: float = 3600.0
-    retention_seconds: float = 86400.0
+    reference_offset_seconds: float = 86400.0
+    retention_seconds: float = 90000.0
     reservoir_size: int = 1000  # embedding vectors kept per slot, for the MMD test
     language: bool = False  # language id per sample (the `drift` extra's langid; ~1.5 ms a sample)
-    max_models: int = 32
+    max_models: int = 16
     max_body_bytes: int = 8 << 20
     max_batch: int = 5000
 
     def check(self) -> Problem:
-        if self.window_seconds < self.slot_seconds or self.retention_seconds < self.window_seconds:
-            return "window_seconds", "slot_seconds <= window_seconds <= retention_seconds must hold"
+        if self.window_seconds < self.slot_seconds:
+            return "window_seconds", "must be at least slot_seconds"
+        if self.retention_seconds < self.reference_offset_seconds + self.window_seconds:
+            return "retention_seconds", "must be at least reference_offset_seconds + window_seconds"
         if self.retention_seconds / self.slot_seconds > 2016:
             return "retention_seconds", "at most 2016 slots (retention_seconds / slot_seconds) are kept per model"
         return first_problem(
             check_seconds("slot_seconds", self.slot_seconds, most=86400.0),
             check_seconds("window_seconds", self.window_seconds, most=7 * 86400.0),
+            check_seconds("reference_offset_seconds", self.reference_offset_seconds, most=7 * 86400.0),
             check_seconds("retention_seconds", self.retention_seconds, most=31 * 86400.0),
             check_between("reservoir_size", self.reservoir_size, 50, 10_000),
             check_between("max_models", self.max_models, 1, 256),
@@ -356,7 +361,7 @@ class DriftExporterConfig:
     # The reference: the same window this long ago (a week: same hour, same weekday) unless a
     # reference is pinned for the model (`inferwatch drift reference pin`).
     reference_offset_seconds: float = 604800.0
-    min_samples: int = 100  # a window with fewer requests gets no score (too noisy to judge)
+    min_samples: int = 1000  # a window with fewer requests gets no score (too noisy to judge; docs/drift.md)
     references_dir: str | None = None
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
     samples: DriftSamplesConfig = field(default_factory=DriftSamplesConfig)

@@ -274,6 +274,10 @@ SERVICE_CHECKS = {
     "engine-exporter": ("inferwatch_engine_up", lambda s: [(x["endpoint"], v) for x, v in s] == [("vllm-0", 0.0)]),
     # The probe exporter loads the stack's two modules; /probe answers when Prometheus asks.
     "probe-exporter": ("inferwatch_probe_exporter_modules", lambda s: [v for _, v in s] == [2.0]),
+    # The feedback server serves its refusal counters (all zero) from the first scrape.
+    "feedback-server": ("inferwatch_feedback_rejected_total", lambda s: len(s) == 6 and not any(v for _, v in s)),
+    # The drift exporter without its Prometheus reports it unreachable and keeps serving.
+    "drift-exporter": ("inferwatch_drift_prometheus_up", lambda s: [v for _, v in s] == [0.0]),
 }
 
 
@@ -286,14 +290,17 @@ def test_every_image_service_has_a_check() -> None:
     assert set(image_services()) == set(SERVICE_CHECKS), "a service built from the Dockerfile needs a check here"
 
 
-def command_line(service: dict, bin_dir: Path, port: int) -> list[str]:
-    """The service's command under the image's ENTRYPOINT, mounted files mapped back to the repository."""
+def command_line(service: dict, bin_dir: Path, port: int, scratch: Path) -> list[str]:
+    """The service's command under the image's ENTRYPOINT, mounted files mapped back to the repository
+    and named volumes to folders under `scratch`."""
     entrypoint = json.loads(parse_dockerfile(DOCKERFILE.read_text())[-1].all("ENTRYPOINT")[-1])
     mounts = {}  # container path -> the repository file compose mounts there
     for volume in service.get("volumes", []):
         source, target = volume.split(":")[:2]
         if source.startswith("."):
             mounts[target] = str((COMPOSE / source).resolve())
+        elif not source.startswith("/"):  # a named volume
+            mounts[target] = str(scratch / source)
     command = [mounts.get(arg, arg) for arg in service["command"]]
     return [str(bin_dir / entrypoint[0]), *entrypoint[1:], *command, "--port", str(port),
             "--listen-address", "127.0.0.1"]
@@ -308,7 +315,7 @@ def test_compose_service_runs_from_the_image_install(name: str, image_bin: Path,
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "INFERWATCH_CONFIG")}
     env.update({k: interpolate(str(v)) for k, v in service.get("environment", {}).items()})
-    process = subprocess.Popen(command_line(service, image_bin, port), cwd=tmp_path, env=env,
+    process = subprocess.Popen(command_line(service, image_bin, port, tmp_path), cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     metric, healthy = SERVICE_CHECKS[name]
 

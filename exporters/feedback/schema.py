@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from inferwatch.config import FeedbackScoreConfig
+from inferwatch.kit.labels import MODEL_NAME, MODEL_NAME_RULE
 from inferwatch.kit.timeparse import parse_iso
 
-NAME = re.compile(r"[A-Za-z0-9_.:/@+-]{1,128}")  # model names and versions
 MAX_REQUEST_ID_CHARS = 256
 REASONS = ("unauthorized", "too_large", "bad_json", "schema", "unknown_score", "cardinality")
 
@@ -136,8 +135,8 @@ def parse_item(item: Any, path: str, scores: Mapping[str, FeedbackScoreConfig]) 
 def _name(value: Any, key: str, required: bool) -> str | None:
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not NAME.fullmatch(value):
-        raise Rejected("schema", f"{key}: must be 1 to 128 characters of A-Z a-z 0-9 _ . : / @ + -")
+    if not isinstance(value, str) or not MODEL_NAME.fullmatch(value):
+        raise Rejected("schema", f"{key}: must be {MODEL_NAME_RULE}")
     return value
 
 
@@ -155,7 +154,7 @@ def _value(raw: Any, score: FeedbackScoreConfig, key: str) -> bool | float | str
             raise Rejected("schema", f"{key}: {raw!r} is outside score {score.name!r}'s range "
                                      f"[{score.min:g}, {score.max:g}]")
         return float(raw)
-    if not isinstance(raw, str) or not NAME.fullmatch(raw) or len(raw) > 64:
+    if not isinstance(raw, str) or not MODEL_NAME.fullmatch(raw) or len(raw) > 64:
         raise Rejected("schema", f"{key}: score {score.name!r} is categorical: send a category name "
                                  "(1 to 64 characters of A-Z a-z 0-9 _ . : / @ + -)")
     if score.categories and raw not in score.categories:

@@ -10,18 +10,17 @@ refusal is counted in `inferwatch_feedback_rejected_total{reason}`.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import urllib.parse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from inferwatch.config import ConfigError, FeedbackServerConfig
+from inferwatch.config import FeedbackServerConfig
 from inferwatch.exporters.feedback.collector import FeedbackCollector, StoreUnavailable
 from inferwatch.exporters.feedback.schema import Rejected
 from inferwatch.exporters.feedback.store import export
+from inferwatch.kit.bearer import REQUIRED, authorized, read_token
 from inferwatch.kit.exporter import Exporter, serve
 from inferwatch.kit.timeparse import parse_time
 from inferwatch.kit.web import BodyError, load_web_config, read_body
@@ -50,26 +49,6 @@ def start(config: FeedbackServerConfig) -> Exporter:
     return exporter
 
 
-def read_token(path: str | None) -> str | None:
-    if not path:
-        return None
-    try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, None, "bearer_token_file", f"cannot read the token ({exc})") from None
-    if not token:
-        raise ConfigError(path, None, "bearer_token_file", "the file is empty")
-    return token
-
-
-def authorized(handler: Any, token: str | None) -> bool:
-    if token is None:
-        return True
-    header = handler.headers.get("Authorization") or ""
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
 def _error(status: int, message: str) -> tuple[int, str, bytes]:
     return status, JSON, json.dumps({"error": message}).encode() + b"\n"
 
@@ -79,7 +58,7 @@ def feedback_route(collector: FeedbackCollector, token: str | None) -> Callable[
         if not authorized(handler, token):
             collector.reject("unauthorized")
             handler.close_connection = True  # the body stays unread
-            return _error(401, "a valid Authorization: Bearer token is required")
+            return _error(401, REQUIRED)
         try:
             body = read_body(handler, collector.config.max_body_bytes)
         except BodyError as exc:
@@ -100,7 +79,7 @@ def export_route(collector: FeedbackCollector, token: str | None) -> Callable[[A
     def route(handler: Any) -> tuple[int, str, bytes]:
         if not authorized(handler, token):
             collector.reject("unauthorized")
-            return _error(401, "a valid Authorization: Bearer token is required")
+            return _error(401, REQUIRED)
         if collector.config.store_dir is None:
             return _error(404, "the store is off: set feedback_server.store_dir")
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(handler.path).query)

