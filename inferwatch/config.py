@@ -206,7 +206,7 @@ class FeedbackScoreConfig:
     max: float = 1.0
     negative_below: float | None = None
     positive_from: float | None = None
-    buckets: list[float] = field(default_factory=list)  # default: each integer for a small integer range, else tenths
+    buckets: list[float] = field(default_factory=list)  # default: each integer of a 2-10 integer range, else tenths
     categories: list[str] = field(default_factory=list)
     negative: list[str] = field(default_factory=list)
     max_categories: int = 16
@@ -235,7 +235,7 @@ class FeedbackScoreConfig:
         if self.buckets:
             return list(self.buckets)
         low, high = float(self.min), float(self.max)
-        if low.is_integer() and high.is_integer() and high - low <= 10:
+        if low.is_integer() and high.is_integer() and 2 <= high - low <= 10:  # 1-5 stars, 0-10 NPS
             return [float(v) for v in range(int(low), int(high) + 1)]
         return [low + (high - low) * i / 10 for i in range(1, 11)]
 

@@ -29,6 +29,7 @@ with one command and review that diff like code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import functools
 import logging
@@ -72,6 +73,8 @@ def cases() -> dict[str, Callable[[], str]]:
             out[f"gpu-{scenario}-{naming}.txt"] = functools.partial(gpu_exposition, scenario, naming)
     out["engine.txt"] = engine_exposition
     out["probe.txt"] = probe_exposition
+    out["feedback.txt"] = feedback_exposition
+    out["drift.txt"] = drift_exposition
     return out
 
 
@@ -174,6 +177,58 @@ def probe_exposition() -> str:
         fake.stop()
     return (header("probe exporter GET /probe: a fake engine with a fixed answer (no embedder), then a "
                    "refusing port") + normalise(texts[0]) + "# -- the refusing port\n" + normalise(texts[1]))
+
+
+def feedback_exposition() -> str:
+    import json
+
+    from inferwatch.config import FeedbackServerConfig
+    from inferwatch.exporters.feedback.collector import FeedbackCollector
+    from inferwatch.exporters.feedback.schema import Rejected
+
+    collector = FeedbackCollector(FeedbackServerConfig())  # default scores, no store, no version lookups
+    bodies = [
+        [{"request_id": f"r{i}", "model": "llama", "model_version": "v1", "score": "thumbs", "value": i % 3 > 0,
+          **({"comment": "a comment"} if i == 0 else {})} for i in range(6)],
+        {"feedback": [{"request_id": f"s{i}", "model": "llama", "model_version": "v2", "score": "rating", "value": v}
+                      for i, v in enumerate((1, 3, 4, 5, 5))]},
+        {"batch": [{"type": "score-create", "body": {"traceId": "t1", "name": "quality", "value": 0.3,
+                                                     "metadata": {"model": "qwen"}}}]},
+        {"request_id": "bad", "model": "llama", "score": "stars", "value": 1},
+    ]
+    for body in bodies:
+        with contextlib.suppress(Rejected):
+            collector.ingest(json.dumps(body).encode())
+    text = generate_latest(registry_for(collector)).decode()
+    return header("feedback server after three accepted batches (ours, ours, Langfuse) and one refused") + \
+        normalise(text)
+
+
+def drift_exposition() -> str:
+    from inferwatch.config import DriftExporterConfig, DriftSamplesConfig
+    from inferwatch.exporters.drift.collector import DriftCollector
+    from inferwatch.exporters.drift.features import FeatureExtractor
+
+    now = 1_800_000_000.0
+    config = DriftExporterConfig(min_samples=100, samples=DriftSamplesConfig(reservoir_size=200))
+    collector = DriftCollector(config, start=False)
+    extractor = FeatureExtractor()
+    words = ["invoice", "refund", "account", "shipping", "order", "password", "reset", "login", "billing", "address"]
+
+    def prompts(count: int, length: int) -> list[str]:
+        return [" ".join(words[(i * 7 + j) % len(words)] for j in range(length + i % 9)) for i in range(count)]
+
+    yesterday = now - config.samples.reference_offset_seconds - 60
+    collector.windows.add("chat", extractor.extract_batch(prompts(300, 12), [None] * 300), yesterday)
+    collector.windows.add("chat", extractor.extract_batch(prompts(300, 40), ["ok"] * 300), now - 60)
+    collector.windows.add("code", extractor.extract_batch(prompts(50, 12), [None] * 50), now - 60)
+    collector.run_once(now)
+    collector.received.update({"chat": 600, "code": 50})
+    text = generate_latest(registry_for(collector)).decode()
+    rounded = re.sub(r"^(inferwatch_drift_score\{[^}]*\}) (\S+)$", lambda m: f"{m[1]} {float(m[2]):.4f}", text,
+                     flags=re.MULTILINE)
+    return header("drift exporter, samples only: one model whose prompts grew since yesterday, one with too few "
+                  "samples; scores rounded to 4 places") + normalise(rounded)
 
 
 def header(what: str) -> str:

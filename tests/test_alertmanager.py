@@ -43,6 +43,11 @@ ROUTES = [  # (alert, severity, receiver)
     ("LLMProbeModelMismatch", None, "ml-platform-pager"),
     ("LLMProbeFailingOnEndpoint", None, "ml-platform-tickets"),
     ("LLMProbeScoreDropped", None, "ml-platform-tickets"),
+    ("LLMNegativeFeedbackRising", None, "ml-platform-tickets"),
+    ("LLMModelVersionRatedWorse", None, "ml-platform-tickets"),
+    ("LLMFeedbackRejected", None, "ml-platform-tickets"),
+    ("LLMInputDriftDetected", None, "ml-platform-tickets"),
+    ("LLMDriftPrometheusUnreachable", None, "ml-platform-tickets"),
     ("GPULost", None, "infra-pager"),
     ("GPUThermalThrottling", None, "infra-tickets"),
 ]
@@ -185,3 +190,17 @@ def test_probe_failing_mutes_the_models_redundant_probe_alerts(shipped_alertmana
     for name in ("LLMProbeFailing", "LLMProbeModelMismatch", "LLMProbeHealthCheckFailing"):
         assert state(am, name, model_name="m36")["state"] == "active", name
     assert state(am, "LLMProbeFailingOnEndpoint", model_name="m37")["state"] == "active"
+
+
+def test_version_rated_worse_mutes_that_versions_rising_feedback(shipped_alertmanager: Alertmanager) -> None:
+    """A new version rated worse than the one it replaced explains its rising negative feedback; the
+    same model's other version (a canary) and another model keep theirs."""
+    am = shipped_alertmanager
+    post(am, "LLMModelVersionRatedWorse", model_name="m41", version="b")
+    post(am, "LLMNegativeFeedbackRising", model_name="m41", version="b")
+    post(am, "LLMNegativeFeedbackRising", model_name="m41", version="c")
+    post(am, "LLMNegativeFeedbackRising", model_name="m42", version="b")
+    suppressed(am, "LLMNegativeFeedbackRising", model_name="m41", version="b")
+    assert state(am, "LLMNegativeFeedbackRising", model_name="m41", version="c")["state"] == "active"
+    assert state(am, "LLMNegativeFeedbackRising", model_name="m42")["state"] == "active"
+    assert state(am, "LLMModelVersionRatedWorse", model_name="m41")["state"] == "active"

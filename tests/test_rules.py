@@ -43,7 +43,7 @@ from inferwatch.config import InferwatchConfig
 REPO = Path(__file__).resolve().parent.parent
 RULE_FILES = [REPO / path for path in rules.OUTPUTS.values()]
 MIXIN = REPO / "inferwatch" / "mixin"
-AREAS = ("serving", "slo", "adaptive", "errors", "engine", "gpu", "probe")  # inferwatch/mixin/<area>.libsonnet
+AREAS = ("serving", "slo", "adaptive", "errors", "engine", "gpu", "probe", "feedback", "drift")  # inferwatch/mixin/<area>.libsonnet
 STEP = 5 * MINUTE
 ALERTS = alert_rules((REPO / rules.OUTPUTS["prometheusAlerts"]).read_text())
 
@@ -162,6 +162,9 @@ def test_windows_and_durations_come_from_config() -> None:
       probe+: {failingFor: '30m', failingOnEndpointFor: '31m', scoreDroppedFor: '32m', modelMismatchFor: '33m',
                clientLatencyFor: '34m', healthCheckFor: '35m', clientLatencyWindow: '36m', scoreBaselineWindow: '3d',
                scoreBaselineOffset: '2h'},
+      feedback+: {window: '2h', baselineWindow: '14d', 'for': '43m', versionWindow: '2d', versionFor: '44m',
+                  rejectedWindow: '45m', rejectedFor: '46m'},
+      drift+: {'for': '47m', prometheusDownFor: '48m'},
     }}""")
     text = json.dumps(changed)
     alerts = {r["alert"] + "/" + r["labels"]["severity"]: r for g in changed["prometheusAlerts"]["groups"]
@@ -179,15 +182,20 @@ def test_windows_and_durations_come_from_config() -> None:
         "LLMEngineRestarted": None, "LLMKVCacheSaturated": "27m", "LLMCapacityExceeded": "28m",
         "LLMErrorRatioAnomalous": "29m", "LLMProbeFailing": "30m", "LLMProbeFailingOnEndpoint": "31m",
         "LLMProbeScoreDropped": "32m", "LLMProbeModelMismatch": "33m", "LLMProbeClientLatencyHigh": "34m",
-        "LLMProbeHealthCheckFailing": "35m",
+        "LLMProbeHealthCheckFailing": "35m", "LLMNegativeFeedbackRising": "43m", "LLMModelVersionRatedWorse": "44m",
+        "LLMFeedbackRejected": "46m", "LLMInputDriftDetected": "47m", "LLMDriftPrometheusUnreachable": "48m",
     }
     for needle in ("[23m]) > 0", "< 3600", "XID {{ $labels.xid }} in the last 1 hour.", "[18m]) > 0.5", "[20m]) > 0",
                    "[4h] offset 1320m", "[7m])", "ratio_rate28d", "SLO period (28 days)", "[26m])) > 0", "[7h]))",
                    "[2w:1h] offset 1d", "[2d:1h] offset 1h", "[28d:1d]", "[36m])", "[3d] offset 2h",
-                   "over 3 days ending 2 hours ago"):
+                   "over 3 days ending 2 hours ago", 'polarity=\\"negative\\"}[2h]))', "inferwatch_feedback:increase2h",
+                   "increase2h[14d:2h] offset 2h", "increase2h[2d:2h]", "feedback:increase2d", "baseline_ratio14d",
+                   "[45m]))", "rejected:rate45m", "* 2700 >= 10", "over the last 2 hours", "in the 14 days before",
+                   "over the last 2 days", "(over 45 minutes)", "in each window, for 47 minutes"):
         assert needle in text, needle
     for stale in ("[10m]", "offset 10020m", "< 600", "ratio_rate30d", "[2h] offset", "[6h]))", "[1w:1h] offset",
-                  "[1d:1h] offset", "[30d:1d]", "[1d] offset 1h"):
+                  "[1d:1h] offset", "[30d:1d]", "[1d] offset 1h", "increase1h", "increase1d", "[7d:", "rate15m",
+                  "* 900 >=", "over the last 1 hour", "for 30 minutes"):
         assert stale not in text, stale
     (seasonal,) = [g for g in changed["prometheusRules"]["groups"] if g["name"] == "inferwatch.adaptive.seasonal.rules"]
     assert seasonal["interval"] == "2m"
@@ -340,6 +348,8 @@ def fleet_series() -> dict[str, str]:
     s['inferwatch_gpu_exporter_collect_timeouts_total{job="inferwatch-gpu",instance="h2:9835"}'] = c(
         lambda t: 1 / 60 if t >= FAULT_AT else 0)
     s.update(probe_series())
+    s.update(feedback_series())
+    s.update(drift_series())
     return s
 
 
@@ -442,6 +452,180 @@ def probe_faults() -> list[tuple[str, str, dict[str, str], float | None]]:
     ]
 
 
+# -- user feedback and input drift (the feedback service's and the drift exporter's series) ---------
+
+ENGINE = 'job="inferwatch-engine"'
+VERSION_FIXED = FAULT_AT + 3 * HOUR  # m20's bad version b is replaced by c (a fix forward)
+REJECTED_PER_HOUR = 600  # invalid_value rejections from the fault
+TRICKLE_PER_HOUR = 50  # unknown_score rejections all week: over rejectedMinEvents, under rejectedRatio
+
+
+def events(per_hour, start: float = 0) -> str:
+    """A counter of `per_hour(t)` events per hour, created (at 0) at `start`, flat once the rate is 0."""
+    totals: dict[float, float | None] = {}
+    total = 0.0
+    for i in range(8 * DAY // STEP + 1):  # the weeks are 8 days (promtool_cases.DAYS)
+        t = i * STEP
+        totals[t] = None if t < start else total
+        if t >= start:
+            total += per_hour(t) * STEP / HOUR
+    return values(lambda t: totals[t], step=STEP, digits=12)
+
+
+def thumbs(model: str, version: str, per_hour, negative, instance: str = "fb-1:9839", start: float = 0,
+           job: str = "inferwatch-feedback") -> dict[str, str]:
+    """Thumbs up/down on one version: `per_hour(t)` events, `negative(t)` of them down."""
+    base = ",".join(f'{k}="{v}"' for k, v in {"job": job, "instance": instance, "model_name": model,
+                                              "version": version, "score": "thumbs"}.items())
+    return {
+        f'inferwatch_feedback_total{{{base},value="true",polarity="positive"}}': events(
+            lambda t: per_hour(t) * (1 - negative(t)), start),
+        f'inferwatch_feedback_total{{{base},value="false",polarity="negative"}}': events(
+            lambda t: per_hour(t) * negative(t), start),
+    }
+
+
+def serving(model: str, version: str, present, endpoint: str | None = None) -> dict[str, str]:
+    labels = f'{ENGINE},endpoint="{endpoint or "e-" + model}",model_name="{model}",version="{version}",source="config"'
+    return {f"inferwatch_model_version_info{{{labels}}}": v(lambda t: 1 if present(t) else None)}
+
+
+def between(start: float, end: float = float("inf")):
+    return lambda t: start <= t < end
+
+
+FEEDBACK_PER_HOUR = {"m20": 100, "m21": 6, "m22": 100, "m23": 100, "m24": 130, "m25": 100}  # accepted, all the time
+
+
+def feedback_series() -> dict[str, str]:
+    """Thumbs feedback at a steady volume (per hour: FEEDBACK_PER_HOUR). m20 is 10% negative until
+    the fault, when version b (40% negative) replaces a; c (10% again) replaces b 3 hours later;
+    its feedback comes through two replicas of the service. m21's version b replaces a at the
+    fault and gets 80% negative feedback instead of 10%, on 6 events an hour (noise under both volume
+    guards until the day ends). m22 is 35% negative all week
+    (a high but normal share, noisy). m23's version b replaces a at the fault, rated exactly as a
+    (20%). m24 has one version (25%) and feedback whose version was not resolved (`unknown`, 5%).
+    m25 is a canary: b (40%) serves half of its traffic from the fault on one endpoint, a
+    (10%) the other half. The service rejects 50 events an hour (unknown_score, 8%) all week, and
+    600 an hour (invalid_value) from the fault. A second, quiet service (m29) rejects a third of its
+    3 events an hour: a high share of next to nothing."""
+    s: dict[str, str] = {}
+    always = lambda t: True  # noqa: E731
+    for instance in ("fb-1:9839", "fb-2:9839"):  # m20's feedback split over two service replicas
+        s.update(thumbs("m20", "a", lambda t: 50 if t < FAULT_AT else 0, lambda t: 0.1, instance))
+        s.update(thumbs("m20", "b", lambda t: 50 if t < VERSION_FIXED else 0, lambda t: 0.4, instance, start=FAULT_AT))
+        s.update(thumbs("m20", "c", lambda t: 50, lambda t: 0.1, instance, start=VERSION_FIXED))
+    s.update(serving("m20", "a", lambda t: t < FAULT_AT))
+    s.update(serving("m20", "b", between(FAULT_AT, VERSION_FIXED)))
+    s.update(serving("m20", "c", between(VERSION_FIXED)))
+    s.update(thumbs("m21", "a", lambda t: 6 if t < FAULT_AT else 0, lambda t: 0.1))
+    s.update(thumbs("m21", "b", lambda t: 6, lambda t: 0.8, start=FAULT_AT))
+    s.update(serving("m21", "a", lambda t: t < FAULT_AT))
+    s.update(serving("m21", "b", between(FAULT_AT)))
+    s.update(thumbs("m22", "a", lambda t: 100, noisy(lambda t: 0.35, amplitude=0.15, seed=22)))
+    s.update(serving("m22", "a", always))
+    s.update(thumbs("m23", "a", lambda t: 100 if t < FAULT_AT else 0, lambda t: 0.2))
+    s.update(thumbs("m23", "b", lambda t: 100, lambda t: 0.2, start=FAULT_AT))
+    s.update(serving("m23", "a", lambda t: t < FAULT_AT))
+    s.update(serving("m23", "b", between(FAULT_AT)))
+    s.update(thumbs("m24", "a", lambda t: 100, lambda t: 0.25))
+    s.update(thumbs("m24", "unknown", lambda t: 30, lambda t: 0.05))
+    s.update(serving("m24", "a", always))
+    s.update(thumbs("m25", "a", lambda t: 100 if t < FAULT_AT else 50, lambda t: 0.1))
+    s.update(thumbs("m25", "b", lambda t: 50, lambda t: 0.4, start=FAULT_AT))
+    s.update(serving("m25", "a", always, endpoint="e-m25-stable"))
+    s.update(serving("m25", "a", lambda t: t < FAULT_AT, endpoint="e-m25-canary"))
+    s.update(serving("m25", "b", between(FAULT_AT), endpoint="e-m25-canary"))
+    rejected = 'inferwatch_feedback_rejected_total{job="inferwatch-feedback",instance="fb-1:9839"'
+    s[f'{rejected},reason="unknown_score"}}'] = events(lambda t: TRICKLE_PER_HOUR)
+    s[f'{rejected},reason="invalid_value"}}'] = events(lambda t: REJECTED_PER_HOUR, start=FAULT_AT)
+    s.update(thumbs("m29", "a", lambda t: 2, lambda t: 0.1, "fb-eu:9839", job="inferwatch-feedback-eu"))
+    s['inferwatch_feedback_rejected_total{job="inferwatch-feedback-eu",instance="fb-eu:9839",reason="invalid_value"}'] = events(
+        lambda t: 1)
+    return s
+
+
+DRIFT = {"job": "inferwatch-drift", "instance": "drift:9838"}
+
+
+def drift_feature(model: str, source: str, feature: str, method: str, score, detected, current: int,
+                  reference: int) -> dict[str, str]:
+    base = ",".join(f'{k}="{v}"' for k, v in {**DRIFT, "model_name": model, "source": source, "feature": feature}.items())
+    return {
+        f'inferwatch_drift_score{{{base},method="{method}"}}': v(score),
+        f'inferwatch_drift_detected{{{base},method="{method}"}}': v(detected),
+        f'inferwatch_drift_samples{{{base},window="current"}}': v(lambda t: current),
+        f'inferwatch_drift_samples{{{base},window="reference"}}': v(lambda t: reference),
+    }
+
+
+DRIFT_SCORE_FAULT = 0.3
+noisy_psi = noisy(lambda t: 0.04, amplitude=0.5, seed=26)  # 0.02-0.06: no drift
+
+
+def daily_blip(t: float) -> bool:
+    """20 minutes of drift every day from 14:50, across the 15:00 quiet check (shorter than `for`)."""
+    return 14 * HOUR + 50 * MINUTE <= t % DAY < 15 * HOUR + 10 * MINUTE
+
+
+def drift_series() -> dict[str, str]:
+    """m26's prompt-token distribution drifts at the fault (PSI 0.04 to 0.3), on thousands of
+    requests, its generation tokens do not. m27 drifts on too few samples: its sampled embeddings
+    (50 in the current window) and prompt lengths (120 in the reference window). m28's prompt tokens
+    drift for 20 minutes every day (a blip shorter than `for`). The exporter cannot reach Prometheus
+    from the fault, and for one scrape on day 3 at 15:00."""
+    s: dict[str, str] = {}
+    s.update(drift_feature("m26", "histogram", "prompt_tokens", "psi",
+                           lambda t: DRIFT_SCORE_FAULT if t >= FAULT_AT else noisy_psi(t), fault(0, 1), 5000, 20000))
+    s.update(drift_feature("m26", "histogram", "generation_tokens", "psi", noisy_psi, lambda t: 0, 5000, 20000))
+    s.update(drift_feature("m27", "samples", "embedding", "mmd", fault(0.005, 0.05), fault(0, 1), 50, 1000))
+    s.update(drift_feature("m27", "samples", "prompt_chars", "ks", fault(0.05, 0.4), fault(0, 1), 1000, 120))
+    s.update(drift_feature("m28", "histogram", "prompt_tokens", "jensenshannon",
+                           lambda t: 0.15 if daily_blip(t) else 0.05, lambda t: 1 if daily_blip(t) else 0, 3000, 3000))
+    s['inferwatch_drift_prometheus_up{job="inferwatch-drift",instance="drift:9838"}'] = v(
+        lambda t: 0 if t >= FAULT_AT or t == 3 * DAY + 15 * HOUR else 1)
+    return s
+
+
+def quality_faults() -> list[tuple[str, str, dict[str, str], float | None]]:
+    """The feedback and drift alerts past their `for` (each model's version and feature as above)."""
+    return [
+        # b's hour: 40% negative, over max(1.5 x 10%, 10% + 10 points) = 20%; m25's canary too.
+        ("LLMNegativeFeedbackRising", at(7, 14, 50), {"model_name": "m20", "version": "b"}, 0.4),
+        ("LLMNegativeFeedbackRising", at(7, 14, 50), {"model_name": "m25", "version": "b"}, 0.4),
+        # b, served since the fault, against a (10%), served no more
+        ("LLMModelVersionRatedWorse", at(7, 16, 40), {"model_name": "m20", "version": "b"}, 0.4),
+        ("LLMFeedbackRejected", at(7, 14, 40), {"job": "inferwatch-feedback", "reason": "invalid_value"},
+         REJECTED_PER_HOUR / (REJECTED_PER_HOUR + TRICKLE_PER_HOUR + sum(FEEDBACK_PER_HOUR.values()))),
+        ("LLMInputDriftDetected", at(7, 14, 40), {"model_name": "m26", "source": "histogram",
+                                                  "feature": "prompt_tokens", "method": "psi"}, DRIFT_SCORE_FAULT),
+        ("LLMDriftPrometheusUnreachable", at(7, 14, 15), DRIFT, 0),
+    ]
+
+
+def quality_checks() -> list[dict]:
+    """What must not fire (every alert is also quiet all week): a share still under `for`, a new
+    version rated as the old one, one version only, a canary (its old version still served), the
+    fixed version after the bad one; drift in its first 30 minutes, on too few samples, a blip."""
+    def check(when: str, name: str, *alerts: tuple[dict[str, str], float | None]) -> dict:
+        return {"eval_time": when, "alertname": name, "exp_alerts": [expected_alert(name, labels, x) for labels, x in alerts]}
+
+    b20 = ({"model_name": "m20", "version": "b"}, 0.4)
+    m26 = ({"model_name": "m26", "source": "histogram", "feature": "prompt_tokens", "method": "psi"}, DRIFT_SCORE_FAULT)
+    return [
+        check(at(7, 14, 20), "LLMNegativeFeedbackRising"),  # m20's b: over the threshold for under 15 minutes
+        check(at(7, 14, 50), "LLMModelVersionRatedWorse"),  # b has no hour of its own yet
+        check(at(7, 15, 40), "LLMNegativeFeedbackRising", b20, ({"model_name": "m25", "version": "b"}, 0.4)),
+        # c (10%) replaced b: not worse than a and b together; b, served no more, is not compared.
+        check(at(7, 19, 40), "LLMModelVersionRatedWorse"),
+        check(at(7, 19, 40), "LLMNegativeFeedbackRising", ({"model_name": "m25", "version": "b"}, 0.4)),
+        check(at(7, 14, 5), "LLMFeedbackRejected"),  # the invalid_value burst under `for`; the trickle and m29 never
+        check(at(7, 14, 20), "LLMInputDriftDetected"),
+        check(at(7, 15, 5), "LLMInputDriftDetected", m26),  # m28's daily blip is pending, 15 minutes in
+        check(at(7, 14, 5), "LLMDriftPrometheusUnreachable"),
+    ]
+
+
 def gpu_labels(index: int, host: str) -> dict[str, str]:
     return {"job": "inferwatch-gpu", "instance": f"{host}:9835", "gpu": str(index), "uuid": f"GPU-{index}",
             "pci_bus_id": f"0000:{index}", "model": "NVIDIA H100", "hostname": host}
@@ -463,6 +647,7 @@ def fleet_faults() -> list[tuple[str, str, dict[str, str], float]]:
         ("LLMModelRedundancyLow", at(7, 14, 15), {"model_name": "m1"}, 1),
         ("LLMModelVersionChanged", at(7, 14, 5), {**eng, "endpoint": "e1", "model_name": "m1"}, 1),
         ("LLMModelVersionSkew", at(7, 14, 40), {"model_name": "m6"}, 2),
+        ("LLMModelVersionSkew", at(7, 14, 40), {"model_name": "m25"}, 2),  # m25's canary (feedback cases)
         ("LLMKVCacheSaturationPredicted", at(7, 14, 40), {"model_name": "m7"}, None),
         ("LLMPreemptionStorm", at(7, 14, 20), {"model_name": "m7"}, 5),
         ("InferwatchExporterDown", at(7, 14, 15), {**eng, "instance": "x:9836"}, 0),
@@ -486,6 +671,7 @@ def fleet_faults() -> list[tuple[str, str, dict[str, str], float]]:
         ("GPUPowerThrottling", at(7, 14, 30), {**gpu_labels(7, "h1"), "reason": "sw_power_cap"}, 1),
         ("GPUExporterCollectTimeouts", at(7, 14, 15), {"job": "inferwatch-gpu", "instance": "h2:9835"}, None),
         *probe_faults(),
+        *quality_faults(),
     ]
 
 
@@ -537,6 +723,7 @@ def fleet_checks() -> list[dict]:
     # m4 is as slow as m3 but has almost no traffic: the minimum-traffic guard keeps it quiet.
     checks.append({"eval_time": at(7, 13, 0), "alertname": "LLMTimeToFirstTokenSLABreach",
                    "exp_alerts": [expected_alert("LLMTimeToFirstTokenSLABreach", {"model_name": "m3"}, 2.5)]})
+    checks += quality_checks()
     fleet_alerts = sorted({f[0] for f in faults})
     checks += silent_checks(fleet_alerts, until=7 * DAY + 10 * HOUR)
     return checks
@@ -655,6 +842,59 @@ def test_recording_rules_from_raw_engine_series(tmp_path: Path) -> None:
     run_promtool(tmp_path / "raw.yaml", test, timeout=120)
 
 
+def test_feedback_and_drift_recording_rules_from_raw_series(tmp_path: Path) -> None:
+    """Exact values: feedback summed over the service's replicas, neutral feedback in the denominator,
+    a version without negative feedback at 0 (not missing), the baseline and threshold from hourly
+    sums, the versions a served one replaced (`unknown` left out), the mean rating, rejected shares
+    (a service that accepted nothing rejects 100%), the smaller drift window."""
+    fb = 'job="inferwatch-feedback",model_name="r1"'
+    per_minute = {  # feedback events per minute
+        f'inferwatch_feedback_total{{{fb},instance="fb-1",version="a",score="thumbs",value="true",polarity="positive"}}': 6,
+        f'inferwatch_feedback_total{{{fb},instance="fb-2",version="a",score="thumbs",value="false",polarity="negative"}}': 2,
+        f'inferwatch_feedback_total{{{fb},instance="fb-2",version="a",score="rating",value="numeric",polarity="neutral"}}': 2,
+        f'inferwatch_feedback_total{{{fb},instance="fb-1",version="b",score="thumbs",value="true",polarity="positive"}}': 1,
+        f'inferwatch_feedback_total{{{fb},instance="fb-1",version="unknown",score="thumbs",value="false",polarity="negative"}}': 1,
+        f'inferwatch_feedback_score_sum{{{fb},instance="fb-2",version="a",score="rating"}}': 8,  # two ratings of 4
+        f'inferwatch_feedback_score_count{{{fb},instance="fb-2",version="a",score="rating"}}': 2,
+        'inferwatch_feedback_rejected_total{job="inferwatch-feedback",instance="fb-1",reason="invalid_value"}': 10,
+        'inferwatch_feedback_rejected_total{job="inferwatch-feedback-eu",instance="fb-3",reason="unknown_score"}': 1,
+    }
+    series = {name: f"0+{n}x150" for name, n in per_minute.items()}
+    series['inferwatch_model_version_info{job="inferwatch-engine",endpoint="e1",model_name="r1",version="b",source="config"}'] = "1x150"
+    drift = 'job="inferwatch-drift",model_name="r1",source="samples",feature="embedding"'
+    series[f'inferwatch_drift_samples{{{drift},window="current"}}'] = "300x150"
+    series[f'inferwatch_drift_samples{{{drift},window="reference"}}'] = "1000x150"
+    a, b, unknown = ({"model_name": "r1", "version": version} for version in ("a", "b", "unknown"))
+    r1 = {"model_name": "r1"}
+    expr_tests = [  # at 130m: the last full hour is 60m-120m, the baseline's (offset 1h) 0m-60m
+        ("model_name_version:inferwatch_feedback:increase1h", [(a, 600), (b, 60), (unknown, 60)]),
+        ("model_name_version:inferwatch_feedback_negative:increase1h", [(a, 120), (b, 0), (unknown, 60)]),
+        ("model_name_version:inferwatch_feedback_negative_per_feedback:ratio_rate1h", [(a, 0.2), (b, 0), (unknown, 1)]),
+        ("model_name:inferwatch_feedback_negative_per_feedback:baseline_ratio7d", [(r1, 180 / 720)]),
+        ("model_name:inferwatch_feedback_negative_per_feedback:threshold_ratio", [(r1, 1.5 * 180 / 720)]),
+        ("model_name_version:inferwatch_feedback:increase1d", [(a, 1200), (b, 120), (unknown, 120)]),
+        ("model_name_version:inferwatch_feedback_negative_per_feedback:ratio_rate1d", [(a, 0.2), (b, 0), (unknown, 1)]),
+        # b is served: a alone is what it replaced
+        ("model_name:inferwatch_feedback_previous_versions_negative_per_feedback:ratio_rate1d", [(r1, 0.2)]),
+        ("model_name_version_score:inferwatch_feedback_score:mean1h", [({**a, "score": "rating"}, 4)]),
+        ("job_reason:inferwatch_feedback_rejected_per_received:ratio_rate15m",
+         [({"job": "inferwatch-feedback", "reason": "invalid_value"}, 10 / 22),
+          ({"job": "inferwatch-feedback-eu", "reason": "unknown_score"}, 1)]),
+        ("model_name_source_feature:inferwatch_drift_samples:min",
+         [({"model_name": "r1", "source": "samples", "feature": "embedding"}, 300)]),
+    ]
+
+    def sample(labels: dict[str, str], value: float) -> dict:
+        return {"labels": "{" + ",".join(f'{k}="{x}"' for k, x in labels.items()) + "}", "value": round(value, 6)}
+
+    files = rule_subset(RULE_FILES, {"feedback", "drift"}, tmp_path / "rules", lambda group, rule: "record" in rule)
+    test = promtool_test(files, series, "1m", expr_checks=[
+        {"expr": f"round({name}, 0.000001)", "eval_time": "130m", "exp_samples": [sample(*e) for e in expected]}
+        for name, expected in expr_tests
+    ])
+    run_promtool(tmp_path / "quality.yaml", test, timeout=120)
+
+
 # -- the CLI ----------------------------------------------------------------------------------------
 
 def test_series_absent_ignores_a_prometheus_gap(tmp_path: Path) -> None:
@@ -719,7 +959,8 @@ def test_rules_cli_without_jsonnet(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 # each on the rules it exercises: the fleet week on every area but the SLOs, the SLO week as one
 # promtool per SLO. Their tests come last, so the tests above run meanwhile.
 
-WEEK_AREAS = {"fleet": {"serving", "adaptive", "errors", "engine", "gpu", "probe"}, "slo": {"slo"}}
+WEEK_AREAS = {"fleet": {"serving", "adaptive", "errors", "engine", "gpu", "probe", "feedback", "drift"},
+              "slo": {"slo"}}
 # The fleet week gives the latency levels directly: the serving area's histogram groups have no input.
 HISTOGRAM_GROUPS = {f"inferwatch.serving.{h}.rules" for h in ("ttft", "itl", "e2e", "queue", "instance")}
 

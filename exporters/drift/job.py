@@ -153,10 +153,22 @@ class DriftJob:
     def _compare_sketches(
         self, outcome: Outcome, model: str, current: WindowSketch, reference: WindowSketch | None
     ) -> None:
-        for feature in (*current.counts, "embedding"):
-            outcome.samples[(model, "samples", feature, "current")] = float(current.count)
-            outcome.samples[(model, "samples", feature, "reference")] = float(reference.count if reference else 0)
-        if reference is None or min(current.count, reference.count) < self.config.min_samples:
+        """Scores for the features both windows hold at least `min_samples` values of."""
+        reference = reference or WindowSketch(current.dim)
+        sides = {"current": current, "reference": reference}
+        held: dict[str, dict[str, float]] = {}
+        for window, sketch in sides.items():
+            held[window] = {feature: float(bins.sum()) for feature, bins in sketch.counts.items()}
+            held[window].update({f: float(sum(c.values())) for f, c in sketch.categories.items() if c})
+            held[window]["embedding"] = float(sketch.reservoir.seen)
+        for feature in held["current"].keys() | held["reference"].keys():
+            for window in sides:
+                outcome.samples[(model, "samples", feature, window)] = held[window].get(feature, 0.0)
+        enough = {f for f in held["current"]
+                  if min(held["current"][f], held["reference"].get(f, 0.0)) >= self.config.min_samples}
+        if not enough:
             return
         for score in compare(reference, current, self.thresholds):
-            outcome.results.append(Result(model, "samples", score.feature, score.method, score.score, score.drifted))
+            if score.feature in enough:
+                outcome.results.append(Result(model, "samples", score.feature, score.method, score.score,
+                                              score.drifted))

@@ -3,8 +3,9 @@
 Each model keeps one `WindowSketch` per `slot_seconds` for `retention_seconds`; a window is the
 merge of the slots in it, so the current window, the same window a day ago, and a reference
 captured from any range still held all come from the same data. A slot's reservoir holds its
-share of the window's (`reservoir_size * slot / window`), so a merged window holds about
-`reservoir_size` vectors. Memory: max_models x slots x (bins + per-slot vectors), fixed.
+share of the window's (`reservoir_size * slot / window`, at least 100), so a merged window holds
+about `reservoir_size` vectors. Memory: max_models x slots x (bins + per-slot vectors x 128 bytes),
+fixed: with the defaults 16 x 150 x (2 KB + 21 KB), at most about 55 MB.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from inferwatch.exporters.drift.features import Batch
 from inferwatch.exporters.drift.sketch import WindowSketch
 
 DIM = 32
+MIN_SLOT_VECTORS = 100
 
 
 class TooManyModels(Exception):
@@ -27,7 +29,10 @@ class TooManyModels(Exception):
 class SampleWindows:
     def __init__(self, config: DriftSamplesConfig, dim: int = DIM):
         self.config, self.dim = config, dim
-        self.slot_reservoir = max(10, math.ceil(config.reservoir_size * config.slot_seconds / config.window_seconds))
+        # A slot's share of the window's vectors, but never under MIN_SLOT_VECTORS: a burst inside
+        # one slot still leaves enough for the MMD test.
+        share = math.ceil(config.reservoir_size * config.slot_seconds / config.window_seconds)
+        self.slot_reservoir = min(config.reservoir_size, max(MIN_SLOT_VECTORS, share))
         self._slots: dict[str, OrderedDict[int, WindowSketch]] = {}
         self._lock = threading.Lock()
 

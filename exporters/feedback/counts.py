@@ -97,6 +97,8 @@ class FeedbackCounts:
                 self.versions[item.model].add(accepted.version)
                 if score.type == "categorical":
                     self.categories[score.name].add(str(item.value))
+                for sibling in self._siblings(score, short):  # at 0 from the first scrape: increase() sees event 1
+                    self.totals.setdefault(sibling, [0.0, None])
                 exemplar = Exemplar({"request_id": item.request_id[:EXEMPLAR_ID_CHARS]}, 1.0, now)
                 entry = self.totals.setdefault(key, [0.0, None])
                 entry[0] += 1
@@ -109,6 +111,18 @@ class FeedbackCounts:
                 if item.has_comment:
                     self.comments[short] = self.comments.get(short, 0.0) + 1
                 self.last_received[item.model] = now
+
+    @staticmethod
+    def _siblings(score: FeedbackScoreConfig, short: tuple[str, str, str]) -> list[tuple[str, str, str, str, str]]:
+        """Every (value, polarity) series a score can produce, where the set is known: a model version's
+        first negative rating then moves a series that already existed at 0."""
+        if score.type == "boolean":
+            values: list[bool | float | str] = [True, False]
+        elif score.type == "categorical":
+            values = list(score.categories)
+        else:
+            values = [score.min, score.max] + [v for v in (score.negative_below, score.positive_from) if v is not None]
+        return [(*short, value_label(score, v), polarity(score, v)) for v in values]
 
     def _plan(self, item: Feedback, version: str) -> Planned:
         score = self.scores[item.score]

@@ -1,5 +1,5 @@
 // inferwatch mixin configuration: the only thing the area files (serving, slo, adaptive, errors,
-// engine, gpu, probe) read. Override any field in your own jsonnet:
+// engine, gpu, probe, feedback, drift) read. Override any field in your own jsonnet:
 //   (import 'inferwatch/mixin/mixin.libsonnet') + { _config+:: { slo+: { availabilityTarget: 0.995 } } }
 // `inferwatch rules render --config inferwatch.yaml` generates the slo/sla/price overrides from
 // the file's `slo:` and `cost:` sections (`inferwatch rules overrides` prints them as jsonnet).
@@ -13,6 +13,8 @@
     gpuSelector: 'job=~".*inferwatch-gpu.*"',
     engineExporterSelector: 'job=~".*inferwatch-engine.*"',
     probeSelector: 'job=~".*inferwatch-probe.*"',
+    feedbackSelector: 'job=~".*inferwatch-feedback.*"',
+    driftSelector: 'job=~".*inferwatch-drift.*"',
 
     // Rate window of the basic recording rules and of the SLIs (recorded names end in rate<window>).
     rateWindow: '5m',
@@ -151,6 +153,42 @@
       clientLatencyWindow: '10m',
       clientLatencyFor: '10m',
       healthCheckFor: '5m',  // LLMProbeHealthCheckFailing: model not listed, wrong context, tokenizer round trip
+    },
+
+    // User feedback (inferwatch feedback-server, scraped by feedbackSelector; docs/quality-alerts.md):
+    // the share of negative feedback per model and version.
+    feedback: {
+      // LLMNegativeFeedbackRising: negative / all feedback of a model version over `window`, above
+      // max(negativeFactor x, negativeMargin points +) the model's ratio over baselineWindow ending
+      // `window` ago, with at least minVolume feedback events in `window`.
+      window: '1h',  // also the step of the hourly sums the longer windows add up
+      baselineWindow: '7d',  // a multiple of `window`
+      negativeFactor: 1.5,
+      negativeMargin: 0.1,
+      minVolume: 20,
+      minBaselineVolume: 100,  // feedback events in baselineWindow: below it there is no baseline, and no alert
+      'for': '15m',
+      // LLMModelVersionRatedWorse: a served version's negative ratio over versionWindow more than
+      // versionMargin points above that of the model's versions no longer served (the ones it
+      // replaced), with at least versionMinVolume feedback events on each side.
+      versionWindow: '1d',  // a multiple of `window`
+      versionMargin: 0.1,
+      versionMinVolume: 50,
+      versionFor: '30m',
+      // LLMFeedbackRejected: more than rejectedRatio of the feedback the service receives is
+      // rejected for one reason, at least rejectedMinEvents times in rejectedWindow.
+      rejectedWindow: '15m',
+      rejectedRatio: 0.1,
+      rejectedMinEvents: 10,
+      rejectedFor: '15m',
+    },
+
+    // Input drift (inferwatch drift-exporter, scraped by driftSelector): the exporter compares each
+    // feature's current window with its reference window and applies each method's threshold.
+    drift: {
+      'for': '30m',  // LLMInputDriftDetected: drift detected this long (one run's blip is not drift)
+      minSamples: 200,  // requests/samples both windows must hold for the drift to count
+      prometheusDownFor: '10m',  // LLMDriftPrometheusUnreachable: the exporter cannot query Prometheus
     },
 
     // Cost: price of one GPU-hour, for cost per million tokens.

@@ -9,6 +9,9 @@
 //   engine    endpoint/model health, versions, KV cache and preemption alerts
 //   gpu       GPU efficiency and cost rules; GPU hardware alerts
 //   probe     quality probes (golden prompts) per model and endpoint; probe failure, score and latency alerts
+//   feedback  user feedback per model and version: negative share against the model's baseline, a new
+//             version rated worse than the one it replaced, rejected feedback
+//   drift     input drift per model, feature and method (drift exporter); drift and exporter alerts
 // Every alert gets its team/service labels and runbook_url here, in one place.
 local lib = import 'lib.libsonnet';
 
@@ -20,6 +23,8 @@ local lib = import 'lib.libsonnet';
 (import 'engine.libsonnet') +
 (import 'gpu.libsonnet') +
 (import 'probe.libsonnet') +
+(import 'feedback.libsonnet') +
+(import 'drift.libsonnet') +
 {
   prometheusAlerts:: lib.withSharedFields(super.prometheusAlerts, $._config),
   grafanaDashboards+:: {},
