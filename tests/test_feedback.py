@@ -17,7 +17,7 @@ from helpers import scrape
 from inferwatch.config import EndpointConfig, EngineExporterConfig, FeedbackScoreConfig, FeedbackServerConfig
 from inferwatch.exporters.engine import server as engine_server
 from inferwatch.exporters.feedback import server as feedback_server
-from inferwatch.lab.fake_openai import DEFAULT_MODEL, Behaviour, FakeOpenAI
+from inferwatch.lab.fake_openai import Behaviour, FakeOpenAI
 
 TOKEN = "s3cret-token"
 COMMENT = "the answer about my tax return was wrong"
@@ -107,18 +107,19 @@ def test_feedback_over_http_reaches_prometheus(prometheus, feedback) -> None:
 
 
 def test_missing_version_is_resolved_from_the_engine_exporter(prometheus, feedback) -> None:
-    fake = FakeOpenAI(Behaviour()).start()
+    model = "feedback-llama"  # its own: other tests export versions of the fake default model to this Prometheus
+    fake = FakeOpenAI(Behaviour(model=model)).start()
     engine = engine_server.start(EngineExporterConfig(listen_address="127.0.0.1", port=0, endpoints=[
-        EndpointConfig(name="a", base_url=fake.url, model=DEFAULT_MODEL, model_version="v7")]))
+        EndpointConfig(name="a", base_url=fake.url, model=model, model_version="v7")]))
     try:
         prometheus.set_job("engine-for-feedback", [f"127.0.0.1:{engine.port}"])
-        prometheus.wait_for_series(f'inferwatch_model_version_info{{model_name="{DEFAULT_MODEL}",version="v7"}}')
+        prometheus.wait_for_series(f'inferwatch_model_version_info{{model_name="{model}",version="v7"}}')
         server = feedback(prometheus_url=prometheus.url)
-        assert post(server.port, [{"request_id": "r1", "model": DEFAULT_MODEL, "score": "thumbs", "value": False},
+        assert post(server.port, [{"request_id": "r1", "model": model, "score": "thumbs", "value": False},
                                   {"request_id": "r2", "model": "never-served", "score": "thumbs", "value": True}]
                     ) == (200, {"accepted": 2})
         text = scrape(server.port)
-        assert (f'inferwatch_feedback_total{{model_name="{DEFAULT_MODEL}",polarity="negative",score="thumbs",'
+        assert (f'inferwatch_feedback_total{{model_name="{model}",polarity="negative",score="thumbs",'
                 f'value="false",version="v7"}} 1.0') in text
         assert 'model_name="never-served",polarity="positive",score="thumbs",value="true",version="unknown"' in text
         assert 'inferwatch_feedback_version_lookups_total{result="resolved"} 1.0' in text
