@@ -5,20 +5,16 @@ features from samples the application posts (POST /v1/samples); PSI, Jensen-Shan
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-from typing import Any
 
 from inferwatch.config import DriftExporterConfig, InferwatchConfig
 from inferwatch.kit.commands import (
     add_listen_arguments,
     checked_section,
+    checking_reload,
     listen_overrides,
-    reload_section,
     serve_until_signal,
 )
-
-log = logging.getLogger(__name__)
 
 HELP = "input drift per model (token-length histograms, posted text samples) as Prometheus series"
 KEYS = ("prometheus_url", "references_dir", "interval_seconds")
@@ -43,11 +39,8 @@ def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
     if cfg.samples.language:
         require("language")
 
-    def reload(running: Any) -> None:
-        log.warning("drift_exporter: reload keeps the running config; references reload on their own")
-        reload_section(args, running, lambda c: configured(args, c))
-
-    return serve_until_signal(lambda: server.start(cfg), cfg.listen_address, cfg.port, reload)
+    return serve_until_signal(lambda: server.start(cfg), cfg.listen_address, cfg.port,
+                              checking_reload(args, "drift_exporter", lambda c: configured(args, c)))
 
 
 def configured(args: argparse.Namespace, config: InferwatchConfig) -> DriftExporterConfig:

@@ -58,7 +58,8 @@ def _dispatch(args: argparse.Namespace, config: InferwatchConfig) -> int:
             path = store.save(_capture(args, config), overwrite=args.overwrite)
             print(f"captured {args.name} in {path}")
         elif args.verb == "pin":
-            models = args.model or sorted({*store.load(args.name).histograms, *store.load(args.name).samples})
+            reference = store.load(args.name)
+            models = args.model or sorted({*reference.histograms, *reference.samples})
             if not models:
                 raise CommandError(f"reference {args.name!r} holds no models; name them with --model")
             store.pin(args.name, models)

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,6 +194,3 @@ def _reference(data: object, name: str) -> Reference:
         name, float(data["created"]), float(data["from"]), float(data["to"]), histograms, dict(data["samples"])
     )
 
-
-def now() -> float:
-    return time.time()

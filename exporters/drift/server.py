@@ -26,7 +26,7 @@ from inferwatch.kit.bearer import REQUIRED, authorized, read_token
 from inferwatch.kit.exporter import Exporter, serve
 from inferwatch.kit.labels import MODEL_NAME, MODEL_NAME_RULE
 from inferwatch.kit.timeparse import parse_time
-from inferwatch.kit.web import BodyError, load_web_config, read_body
+from inferwatch.kit.web import BodyError, json_error, load_web_config, read_body
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,6 @@ def start(config: DriftExporterConfig) -> Exporter:
     log.info("drift exporter on %s: histograms from %s, references in %s", exporter.url,
              config.prometheus_url or "nowhere (prometheus_url not set)", config.references_dir or "nowhere")
     return exporter
-
-
-def _error(status: int, message: str) -> tuple[int, str, bytes]:
-    return status, JSON, json.dumps({"error": message}).encode() + b"\n"
 
 
 def parse_samples(body: bytes, extractor: FeatureExtractor, max_batch: int) -> tuple[str, list[Batch], int]:
@@ -112,7 +108,7 @@ def samples_route(collector: DriftCollector, extractor: FeatureExtractor,
         if not authorized(handler, token):
             collector.rejected["unauthorized"] += 1
             handler.close_connection = True
-            return _error(401, REQUIRED)
+            return json_error(401, REQUIRED)
         try:
             body = read_body(handler, limits.max_body_bytes)
             model, batches, count = parse_samples(body, extractor, limits.max_batch)
@@ -120,13 +116,13 @@ def samples_route(collector: DriftCollector, extractor: FeatureExtractor,
                 collector.windows.add(model, batch, time.time())
         except BodyError as exc:
             collector.rejected["too_large" if exc.status == 413 else "schema"] += 1
-            return _error(exc.status, str(exc))
+            return json_error(exc.status, str(exc))
         except BadSamples as exc:
             collector.rejected[exc.reason] += 1
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         except TooManyModels as exc:
             collector.rejected["cardinality"] += 1
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         collector.received[model] += count
         return 200, JSON, json.dumps({"accepted": count}).encode() + b"\n"
 
@@ -136,12 +132,12 @@ def samples_route(collector: DriftCollector, extractor: FeatureExtractor,
 def sketch_route(collector: DriftCollector, token: str | None) -> Callable[[Any], tuple[int, str, bytes]]:
     def route(handler: Any) -> tuple[int, str, bytes]:
         if not authorized(handler, token):
-            return _error(401, REQUIRED)
+            return json_error(401, REQUIRED)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(handler.path).query).items()}
         try:
             start, end = parse_time(query.get("from", ""), "from"), parse_time(query.get("to", ""), "to")
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         models = [query["model"]] if query.get("model") else collector.windows.models()
         sketches = {m: collector.windows.window(m, start, end) for m in models}
         body = {m: s.to_json() for m, s in sketches.items() if s.count}
@@ -153,7 +149,7 @@ def sketch_route(collector: DriftCollector, token: str | None) -> Callable[[Any]
 def references_route(collector: DriftCollector) -> Callable[[Any], tuple[int, str, bytes]]:
     def route(handler: Any) -> tuple[int, str, bytes]:
         if not collector.config.references_dir:
-            return _error(404, "no references: set drift_exporter.references_dir")
+            return json_error(404, "no references: set drift_exporter.references_dir")
         return 200, JSON, json.dumps(describe_references(ReferenceStore(collector.config.references_dir))).encode()
 
     return route

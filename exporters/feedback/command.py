@@ -8,19 +8,15 @@ request id rides as an exemplar. Negatively rated requests are kept on disk for 
 from __future__ import annotations
 
 import argparse
-import logging
-from typing import Any
 
 from inferwatch.config import FeedbackServerConfig, InferwatchConfig
 from inferwatch.kit.commands import (
     add_listen_arguments,
     checked_section,
+    checking_reload,
     listen_overrides,
-    reload_section,
     serve_until_signal,
 )
-
-log = logging.getLogger(__name__)
 
 HELP = "receive user feedback (POST /v1/feedback) and export it as Prometheus series"
 KEYS = ("store_dir", "prometheus_url", "bearer_token_file")
@@ -41,11 +37,8 @@ def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
 
     cfg = configured(args, config)
 
-    def reload(running: Any) -> None:
-        log.warning("feedback_server: reload keeps the running config; restart to change scores or bounds")
-        reload_section(args, running, lambda c: configured(args, c))  # checks the file; flags a bad one
-
-    return serve_until_signal(lambda: server.start(cfg), cfg.listen_address, cfg.port, reload)
+    return serve_until_signal(lambda: server.start(cfg), cfg.listen_address, cfg.port,
+                              checking_reload(args, "feedback_server", lambda c: configured(args, c)))
 
 
 def configured(args: argparse.Namespace, config: InferwatchConfig) -> FeedbackServerConfig:

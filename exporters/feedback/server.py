@@ -23,7 +23,7 @@ from inferwatch.exporters.feedback.store import export
 from inferwatch.kit.bearer import REQUIRED, authorized, read_token
 from inferwatch.kit.exporter import Exporter, serve
 from inferwatch.kit.timeparse import parse_time
-from inferwatch.kit.web import BodyError, load_web_config, read_body
+from inferwatch.kit.web import BodyError, json_error, load_web_config, read_body
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +49,23 @@ def start(config: FeedbackServerConfig) -> Exporter:
     return exporter
 
 
-def _error(status: int, message: str) -> tuple[int, str, bytes]:
-    return status, JSON, json.dumps({"error": message}).encode() + b"\n"
-
-
 def feedback_route(collector: FeedbackCollector, token: str | None) -> Callable[[Any], tuple[int, str, bytes]]:
     def route(handler: Any) -> tuple[int, str, bytes]:
         if not authorized(handler, token):
             collector.reject("unauthorized")
             handler.close_connection = True  # the body stays unread
-            return _error(401, REQUIRED)
+            return json_error(401, REQUIRED)
         try:
             body = read_body(handler, collector.config.max_body_bytes)
         except BodyError as exc:
             collector.reject("too_large" if exc.status == 413 else "schema")
-            return _error(exc.status, str(exc))
+            return json_error(exc.status, str(exc))
         try:
             accepted = collector.ingest(body)
         except Rejected as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         except StoreUnavailable:
-            return _error(503, "the feedback store cannot be written; nothing was counted, retry later")
+            return json_error(503, "the feedback store cannot be written; nothing was counted, retry later")
         return 200, JSON, json.dumps({"accepted": accepted}).encode() + b"\n"
 
     return route
@@ -79,9 +75,9 @@ def export_route(collector: FeedbackCollector, token: str | None) -> Callable[[A
     def route(handler: Any) -> tuple[int, str, bytes]:
         if not authorized(handler, token):
             collector.reject("unauthorized")
-            return _error(401, REQUIRED)
+            return json_error(401, REQUIRED)
         if collector.config.store_dir is None:
-            return _error(404, "the store is off: set feedback_server.store_dir")
+            return json_error(404, "the store is off: set feedback_server.store_dir")
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(handler.path).query)
         one = {key: values[-1] for key, values in query.items()}
         try:
@@ -91,7 +87,7 @@ def export_route(collector: FeedbackCollector, token: str | None) -> Callable[[A
             if not 0 < limit <= EXPORT_LIMIT:
                 raise ValueError(f"limit: must be between 1 and {EXPORT_LIMIT}")
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         lines = [json.dumps(r, separators=(",", ":")) + "\n" for r in
                  export(collector.config.store_dir, one.get("model"), one.get("score"), since, until, limit)]
         return 200, JSONL, "".join(lines).encode()

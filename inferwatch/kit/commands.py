@@ -143,6 +143,18 @@ def serve_until_signal(start: Callable[[], object], address: str, port: int,
     return EXIT_OK
 
 
+def checking_reload(args: argparse.Namespace, section: str,
+                    pick: Callable[[Any], Any]) -> Callable[[Any], None]:
+    """SIGHUP for a component that cannot swap its collector yet: the file is checked (a bad one sets
+    `..._config_last_reload_success 0`), the running config is kept, and the log says a restart applies it."""
+
+    def reload(running: Any) -> None:
+        log.warning("%s: reload keeps the running config; restart to apply changes", section)
+        reload_section(args, running, pick)
+
+    return reload
+
+
 def reload_section(args: argparse.Namespace, running: Any, pick: Callable[[Any], Any]) -> Any | None:
     """SIGHUP: the component's section of the re-read config file, or None (kept running as is).
 

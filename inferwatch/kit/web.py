@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import socket
 import ssl
@@ -250,6 +251,11 @@ class BodyError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+def json_error(status: int, message: str) -> tuple[int, str, bytes]:
+    """A route's error reply for JSON APIs: `{"error": message}`."""
+    return status, "application/json", json.dumps({"error": message}).encode() + b"\n"
 
 
 def read_body(handler: Any, limit: int) -> bytes:
