@@ -47,3 +47,15 @@ def alertmanager_config() -> str:
 
 def mixin_dir() -> Traversable:
     return resources.files("inferwatch") / "mixin"
+
+
+DASHBOARDS_PACKAGE = "inferwatch.dashboards"
+
+
+def dashboards() -> dict[str, dict]:
+    """The shipped Grafana dashboards: file name (`inferwatch-<name>.json`) -> dashboard JSON."""
+    import json
+
+    folder = resources.files(DASHBOARDS_PACKAGE)
+    return {item.name: json.loads(item.read_text()) for item in sorted(folder.iterdir(), key=lambda i: i.name)
+            if item.name.startswith("inferwatch-") and item.name.endswith(".json")}

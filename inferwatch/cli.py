@@ -40,6 +40,7 @@ COMMANDS = (
     Command("drift", "inferwatch.exporters.drift.reference_command", extra="drift"),
     Command("inject", "inferwatch.inject.command", extra="inject"),
     Command("rules", "inferwatch.rules"),
+    Command("dashboards", "inferwatch.dashboards.command"),
     Command("engine", "inferwatch.lab.engine.command"),
     Command("demo", "inferwatch.lab.demo_command", extra="demo"),
 )

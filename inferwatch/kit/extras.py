@@ -15,6 +15,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "similarity": ("tokenizers", "safetensors", "numpy"),
     "drift": ("numpy",),  # inferwatch drift-exporter
     "language": ("langid",),  # drift_exporter.samples.language: language id per sample
+    "dashboards": ("grafanalib",),  # inferwatch dashboards build (the JSON ships built)
+    "preview": ("matplotlib",),  # inferwatch dashboards preview
 }
 
 

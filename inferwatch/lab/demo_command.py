@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0 = until Ctrl-C)")
     parser.add_argument("--no-engine", action="store_true", help="skip vLLM and the engine exporter (GPU only)")
     parser.add_argument("--load-seconds", type=float, default=15, help="seconds of injected load (default 15)")
+    parser.add_argument("--previews", metavar="DIR",
+                        help="where the dashboard previews (PNG) go (default: WORKDIR/dashboards)")
 
 
 def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
@@ -25,4 +27,4 @@ def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
         logging.getLogger("inferwatch.exporters").setLevel(logging.WARNING)
 
     return run_demo(config, workdir=args.workdir, duration=args.duration, engine=not args.no_engine,
-                    load_seconds=args.load_seconds)
+                    load_seconds=args.load_seconds, previews=args.previews)

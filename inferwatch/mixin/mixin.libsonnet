@@ -1,5 +1,6 @@
-// The inferwatch monitoring mixin: prometheusRules, prometheusAlerts and grafanaDashboards,
-// configured through _config (config.libsonnet). kube-prometheus users import this file.
+// The inferwatch monitoring mixin: prometheusRules and prometheusAlerts, configured through _config
+// (config.libsonnet). kube-prometheus users import the repository's root mixin.libsonnet, which adds
+// grafanaDashboards from dashboards/ (Python sources rendered to JSON by `inferwatch dashboards build`).
 //
 // One file per area, each reading only $._config (shared helpers and names in lib.libsonnet):
 //   serving   per-model serving signals under engine-neutral names (recording rules)
