@@ -204,7 +204,9 @@ SLA_VALUES = ("4.25", "1.75")
     (["demo", "--no-engine", "--duration", "1"], "demo", "demo"),
     (["rules", "render", "-c", "two-models.yaml", "--out", "out"], "rules", "rules"),
     (["-c", "two-models.yaml", "rules", "render", "--out", "out"], "rules", "rules"),
-], ids=["inject", "demo", "rules-render-c-after", "rules-render-c-before"])
+    (["dashboards", "build", "--out", "out"], "dashboards", "dashboards"),
+    (["dashboards", "preview", "--prometheus", "http://127.0.0.1:9", "--out", "out"], "dashboards", "preview"),
+], ids=["inject", "demo", "rules-render-c-after", "rules-render-c-before", "dashboards-build", "dashboards-preview"])
 def test_bare_install_names_the_missing_extra(bare: Venv, cwd: Path, args: list[str], command: str,
                                               extra: str) -> None:
     (cwd / "two-models.yaml").write_text(TWO_MODELS)
@@ -259,6 +261,22 @@ def test_rules_extra_renders_per_model_slas(venvs, cwd: Path) -> None:
     for value in (*SLA_VALUES, "alpha", "beta"):
         assert re.search(rf"(?<![\w.]){re.escape(value)}(?![\w])", text), f"{value} not in the rendered rules"
     assert _rule_text(cwd / "before") == text, "-c before or after the subcommand: the same rules"
+
+
+# -- dashboards: the JSON ships built; the extra re-builds exactly it ---------------------------
+
+def test_bare_install_lists_the_shipped_dashboards(bare: Venv, cwd: Path) -> None:
+    result = bare.run("dashboards", "list", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()] == sorted(
+        p.name for p in (REPO / "dashboards").glob("inferwatch-*.json"))
+
+
+def test_dashboards_extra_builds_what_ships(venvs, cwd: Path) -> None:
+    result = venvs[("dashboards",)].run("dashboards", "build", "--out", "built", cwd=cwd)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for shipped in [*(REPO / "dashboards").glob("inferwatch-*.json"), REPO / "dashboards" / "dashboards.libsonnet"]:
+        assert (cwd / "built" / shipped.name).read_text() == shipped.read_text(), shipped.name
 
 
 # -- docker: container names through the real Docker SDK ------------------------------------
