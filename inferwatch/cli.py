@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from inferwatch import __version__
 from inferwatch.config import ConfigError, load_config
+from inferwatch.kit import sentry
 from inferwatch.kit.commands import EXIT_USAGE, CommandError, global_flags
 from inferwatch.kit.extras import EXTRAS, MissingExtra, require
+from inferwatch.kit.logformat import configure_logging
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ COMMANDS = (
     Command("feedback", "inferwatch.exporters.feedback.export_command"),
     Command("drift-exporter", "inferwatch.exporters.drift.command", extra="drift"),
     Command("drift", "inferwatch.exporters.drift.reference_command", extra="drift"),
+    Command("log-exporter", "inferwatch.exporters.logs.command"),
+    Command("errors", "inferwatch.exporters.logs.errors_command"),
     Command("inject", "inferwatch.inject.command", extra="inject"),
     Command("rules", "inferwatch.rules"),
     Command("dashboards", "inferwatch.dashboards.command"),
@@ -65,13 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(args, "log_level", "info").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     name = args.command.name
+    level, flag_format = getattr(args, "log_level", "info"), getattr(args, "log_format", None)
+    configure_logging(level, flag_format or "text", name)  # the config's format is known once it loads
     try:
         if args.command.extra:
             require(args.command.extra)
         config = load_config(getattr(args, "config", None))
+        log_format = flag_format or config.logging.format
+        if log_format != (flag_format or "text"):
+            configure_logging(level, log_format, name)
+        sentry.init(name)
         return args.run(args, config)
     except ConfigError as exc:
         return _fail(f"config error: {exc}", EXIT_USAGE)

@@ -388,6 +388,9 @@ class DriftExporterConfig:
 
 _METRIC_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:")
 _LABEL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_LABEL_VALUE_CHARS = _LABEL_NAME_CHARS | frozenset("-.")
+LOG_ENGINES = ("vllm", "sglang", "tgi")  # shipped rule sets (exporters/logs/rules/<engine>.yaml)
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass
@@ -476,12 +479,75 @@ class CostConfig:
 
 
 @dataclass
+class LogSourceConfig:
+    """One engine log stream: a file (followed across rotation), a Docker container, or stdin."""
+
+    name: str
+    engine: str = "vllm"  # which shipped rule set applies: vllm, sglang, tgi
+    file: str | None = None
+    container: str | None = None  # a Docker container name (needs the docker extra and its socket)
+    stdin: bool = False
+
+    def check(self) -> Problem:
+        if not (self.name and len(self.name) <= 64 and set(self.name) <= _LABEL_VALUE_CHARS):
+            return "name", f"must be 1-64 characters of letters, digits, '-', '_' or '.'; got {_clip(self.name)}"
+        if self.engine not in LOG_ENGINES:
+            return "engine", f"must be one of {', '.join(LOG_ENGINES)}; got {_clip(self.engine)}"
+        given = [k for k in ("file", "container") if getattr(self, k)] + (["stdin"] if self.stdin else [])
+        if len(given) != 1:
+            return "file", "exactly one of file, container or stdin: true must be set"
+        return None
+
+
+@dataclass
+class LogExporterConfig:
+    listen_address: str = "0.0.0.0"
+    port: int = 9840
+    sources: list[LogSourceConfig] = field(default_factory=list)
+    rules_files: list[str] = field(default_factory=list)  # extra rule files, tried before the shipped rules
+    max_templates_per_source: int = 200  # recurring-problem templates kept per source (bounded)
+    max_line_bytes: int = 16384  # longer lines are cut here before anything looks at them
+    docker_socket: str = "unix:///var/run/docker.sock"
+    # The engine exporter's inferwatch_model_version_info, for "new error after a deploy".
+    prometheus_url: str | None = None
+    web_config_file: str | None = None
+
+    def check(self) -> Problem:
+        names = collections.Counter(s.name for s in self.sources)
+        repeated = sorted(n for n, count in names.items() if count > 1)
+        if repeated:
+            return "sources", f"source names must be unique; repeated: {', '.join(repeated[:10])}"
+        if sum(s.stdin for s in self.sources) > 1:
+            return "sources", "only one source can read stdin"
+        return first_problem(
+            check_port("port", self.port),
+            check_between("max_templates_per_source", self.max_templates_per_source, 1, 10000),
+            check_between("max_line_bytes", self.max_line_bytes, 256, 1 << 20),
+            check_http_url("prometheus_url", self.prometheus_url) if self.prometheus_url else None,
+        )
+
+
+@dataclass
+class LoggingConfig:
+    """inferwatch's own logs: `text` for people, `json` (Elastic Common Schema fields) for Filebeat/Splunk."""
+
+    format: str = "text"
+
+    def check(self) -> Problem:
+        if self.format not in LOG_FORMATS:
+            return "format", f"must be one of {', '.join(LOG_FORMATS)}; got {_clip(self.format)}"
+        return None
+
+
+@dataclass
 class InferwatchConfig:
     gpu_exporter: GpuExporterConfig = field(default_factory=GpuExporterConfig)
     engine_exporter: EngineExporterConfig = field(default_factory=EngineExporterConfig)
     probe_exporter: ProbeExporterConfig = field(default_factory=ProbeExporterConfig)
     feedback_server: FeedbackServerConfig = field(default_factory=FeedbackServerConfig)
     drift_exporter: DriftExporterConfig = field(default_factory=DriftExporterConfig)
+    log_exporter: LogExporterConfig = field(default_factory=LogExporterConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     vllm_plugin: VllmPluginConfig = field(default_factory=VllmPluginConfig)
     slo: SloConfig = field(default_factory=SloConfig)
     cost: CostConfig = field(default_factory=CostConfig)

@@ -95,8 +95,9 @@ class Engine:
         from inferwatch.lab.engine.server import VllmServer
 
         port = self.server.port if self.server else 0
-        self.server = VllmServer(runtime.ensure_tiny_model(seed), self.workdir, port=port,
-                                 env={"INFERWATCH_CONFIG": str(self.config_path)}, **options).start()
+        env = {"INFERWATCH_CONFIG": str(self.config_path), **options.pop("env", {})}
+        self.server = VllmServer(runtime.ensure_tiny_model(seed), self.workdir, port=port, env=env,
+                                 **options).start()
         return self.server
 
     def stop(self) -> None:

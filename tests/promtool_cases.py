@@ -121,7 +121,8 @@ def humanize(v: float) -> str:
 
 
 FILTERS = {"": go_float, "humanizeDuration": humanize_duration, "humanizePercentage": lambda v: f"{v * 100:.4g}%",
-           "humanize": humanize, 'printf "%.3g"': lambda v: f"{v:.3g}"}  # Go's %.3g as Python's for plain numbers
+           "humanize": humanize, 'printf "%.3g"': lambda v: f"{v:.3g}",
+           'printf "%.0f"': lambda v: f"{v:.0f}"}  # Go's %.3g and %.0f as Python's for plain numbers
 
 
 def render_template(template: str, labels: dict[str, str], value: float) -> str:

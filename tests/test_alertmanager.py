@@ -48,6 +48,11 @@ ROUTES = [  # (alert, severity, receiver)
     ("LLMFeedbackRejected", None, "ml-platform-tickets"),
     ("LLMInputDriftDetected", None, "ml-platform-tickets"),
     ("LLMDriftPrometheusUnreachable", None, "ml-platform-tickets"),
+    ("LLMEngineLogOutOfMemory", None, "ml-platform-pager"),
+    ("LLMEngineLogEngineDead", None, "ml-platform-pager"),
+    ("LLMEngineLogErrorsAboveBaseline", None, "ml-platform-tickets"),
+    ("LLMEngineLogNewErrorAfterDeploy", None, "ml-platform-tickets"),
+    ("LLMEngineLogSourceDown", None, "ml-platform-tickets"),
     ("GPULost", None, "infra-pager"),
     ("GPUThermalThrottling", None, "infra-tickets"),
 ]
@@ -204,3 +209,15 @@ def test_version_rated_worse_mutes_that_versions_rising_feedback(shipped_alertma
     assert state(am, "LLMNegativeFeedbackRising", model_name="m41", version="c")["state"] == "active"
     assert state(am, "LLMNegativeFeedbackRising", model_name="m42")["state"] == "active"
     assert state(am, "LLMModelVersionRatedWorse", model_name="m41")["state"] == "active"
+
+
+def test_engine_down_mutes_its_log_alerts(shipped_alertmanager: Alertmanager) -> None:
+    """The log alerts carry the source as `endpoint`: an engine down mutes its own, not another's."""
+    am = shipped_alertmanager
+    post(am, "LLMEngineDown", model_name="m41", endpoint="e41", hostname="h41", role="primary")
+    post(am, "LLMEngineLogEngineDead", job="inferwatch-log", source="e41", endpoint="e41", **{"class": "engine_dead"})
+    post(am, "LLMEngineLogEngineDead", job="inferwatch-log", source="e42", endpoint="e42", **{"class": "engine_dead"})
+    post(am, "LLMEngineLogSourceDown", job="inferwatch-log", source="e41", endpoint="e41")
+    suppressed(am, "LLMEngineLogEngineDead", endpoint="e41")
+    suppressed(am, "LLMEngineLogSourceDown", endpoint="e41")
+    assert state(am, "LLMEngineLogEngineDead", endpoint="e42")["state"] == "active"

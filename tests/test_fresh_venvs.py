@@ -35,7 +35,7 @@ from inferwatch.lab.stack import free_port
 
 pytestmark = pytest.mark.slow
 
-EXTRAS = ("docker", "inject", "rules", "demo", "web")  # each installed alone in its own venv
+EXTRAS = ("docker", "inject", "rules", "demo", "web", "dashboards")  # each installed alone in its own venv
 # This machine's pip config lists local mirrors lacking some projects; pip warns about each. Not ours.
 MACHINE_PIP_NOISE = re.compile(r"^WARNING: Location 'file://\S+' is ignored: it is neither a file nor a directory\.$")
 

@@ -38,6 +38,8 @@ def global_flags() -> argparse.ArgumentParser:
     flags.add_argument("-c", "--config", default=argparse.SUPPRESS,
                        help="path to inferwatch.yaml (default: $INFERWATCH_CONFIG, else built-in defaults)")
     flags.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, help="default: info")
+    flags.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
+                       help="json: one Elastic Common Schema object per line (default: logging.format, else text)")
     return flags
 
 

@@ -17,6 +17,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "language": ("langid",),  # drift_exporter.samples.language: language id per sample
     "dashboards": ("grafanalib",),  # inferwatch dashboards build (the JSON ships built)
     "preview": ("matplotlib",),  # inferwatch dashboards preview
+    "sentry": ("sentry_sdk",),  # error reports when $SENTRY_DSN is set (inferwatch.kit.sentry)
 }
 
 

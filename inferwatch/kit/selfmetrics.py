@@ -19,6 +19,7 @@ from typing import Protocol
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from inferwatch.kit import sentry
 from inferwatch.kit.families import Family, FamilyTable, Sample
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ class InstrumentedCollector(Collector):
         try:
             families = list(self.inner.collect())
         except Exception as exc:  # a bug must not turn every scrape into HTTP 500
+            # Reported before it is logged: Sentry's dedupe then drops the logging integration's copy.
+            sentry.capture_exception(exc, stage="collect", collector=self.self_metrics.component)
             log.exception("%s collection failed", self.self_metrics.component)
             self.self_metrics.error("collect", exc)
             families = []

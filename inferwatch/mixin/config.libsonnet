@@ -15,6 +15,7 @@
     probeSelector: 'job=~".*inferwatch-probe.*"',
     feedbackSelector: 'job=~".*inferwatch-feedback.*"',
     driftSelector: 'job=~".*inferwatch-drift.*"',
+    logSelector: 'job=~".*inferwatch-log.*"',
 
     // Rate window of the basic recording rules and of the SLIs (recorded names end in rate<window>).
     rateWindow: '5m',
@@ -189,6 +190,19 @@
       'for': '30m',  // LLMInputDriftDetected: drift detected this long (one run's blip is not drift)
       minSamples: 200,  // requests/samples both windows must hold for the drift to count
       prometheusDownFor: '10m',  // LLMDriftPrometheusUnreachable: the exporter cannot query Prometheus
+    },
+
+    // Engine logs (inferwatch log-exporter, scraped by logSelector): error classes per source.
+    logs: {
+      eventWindow: '5m',  // LLMEngineLogOutOfMemory / EngineDead: any such line this recently
+      rateWindow: '5m',  // the recorded error-line rate per source and class
+      baselineFactor: 5,  // LLMEngineLogErrorsAboveBaseline: over this multiple of the baseline
+      baselineWindow: '1d',  // the baseline: the mean error-line rate over this window ...
+      baselineOffset: '1h',  // ... ending this long ago
+      minErrorRate: 0.05,  // ... and over this many error lines per second (3 a minute)
+      errorsFor: '10m',
+      newTemplateWindow: '30m',  // LLMEngineLogNewErrorAfterDeploy: a new template this recently
+      sourceDownFor: '5m',
     },
 
     // Cost: price of one GPU-hour, for cost per million tokens.

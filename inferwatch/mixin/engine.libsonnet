@@ -106,7 +106,7 @@ local lib = import 'lib.libsonnet';
                 c.kvCache.saturatedFor),
           alert('InferwatchExporterDown',
                 std.join(' or ', ['up{' + s + '} == 0' for s in [sel, c.gpuSelector, c.probeSelector, c.feedbackSelector,
-                                                                c.driftSelector]]),
+                                                                c.driftSelector, c.logSelector]]),
                 'warning', 'An inferwatch exporter cannot be scraped.',
                 '{{ $labels.job }} at {{ $labels.instance }} is not answering scrapes: its alerts are blind.', e.exporterDownFor),
         ],

@@ -13,6 +13,7 @@
 //   feedback  user feedback per model and version: negative share against the model's baseline, a new
 //             version rated worse than the one it replaced, rejected feedback
 //   drift     input drift per model, feature and method (drift exporter); drift and exporter alerts
+//   logs      engine log error classes per source (log exporter); OOM, engine-dead, error-rate, new-error alerts
 // Every alert gets its team/service labels and runbook_url here, in one place.
 local lib = import 'lib.libsonnet';
 
@@ -26,6 +27,7 @@ local lib = import 'lib.libsonnet';
 (import 'probe.libsonnet') +
 (import 'feedback.libsonnet') +
 (import 'drift.libsonnet') +
+(import 'logs.libsonnet') +
 {
   prometheusAlerts:: lib.withSharedFields(super.prometheusAlerts, $._config),
   grafanaDashboards+:: {},

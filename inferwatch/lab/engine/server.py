@@ -29,6 +29,7 @@ class VllmServer:
     max_num_seqs: int | None = None
     kv_cache_bytes: int = KV_CACHE_BYTES
     env: dict[str, str] = field(default_factory=dict)  # e.g. INFERWATCH_CONFIG for the plugin
+    extra_args: list[str] = field(default_factory=list)  # more `vllm serve` flags (e.g. --enable-log-requests)
     process: ManagedProcess | None = None
 
     @property
@@ -53,7 +54,7 @@ class VllmServer:
         ]
         if self.max_num_seqs:
             cmd += ["--max-num-seqs", str(self.max_num_seqs)]
-        return cmd
+        return cmd + self.extra_args
 
     def start(self, timeout: float = 240.0) -> VllmServer:
         self.port = self.port or free_port()

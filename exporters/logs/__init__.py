@@ -1,0 +1,1 @@
+"""Engine log exporter: log lines classified into error classes, recurring problems ranked."""
