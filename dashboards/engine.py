@@ -11,6 +11,9 @@ from inferwatch.dashboards import common as c
 NAME = "engine"
 M = 'model_name=~"$model"'
 MI = 'model_name=~"$model", instance=~"$instance"'
+# The log exporter's sources are named like the engine exporter's endpoints: 1 per endpoint of $model.
+ENDPOINTS_OF_MODEL = ('(max by (source) (label_replace(inferwatch_engine_up{model_name=~"$model"}, "source", "$1",'
+                      ' "endpoint", "(.*)")) * 0 + 1)')
 
 # The threshold the alerts use (the adaptive band clamped at the SLA) drawn as a dashed red line,
 # the band's own edge dotted, the SLA as a solid dark-red line.
@@ -157,9 +160,29 @@ def build():
                                                                 "renameByName": {"Value": "up"}}}],
                 overrides=[c.link_column("hostname", "gpu", "node")]),
     ]
+    y = 56
+    logs = [
+        c.row("Engine log (log exporter)", y),
+        c.timeseries("Engine log lines by class", "Error and warning lines per second the log exporter classified in"
+                     " the logs of this model's endpoints (source = endpoint name), by class: oom_gpu/oom_kv_cache and"
+                     " engine_dead page; a class far above its usual rate is LLMEngineLogErrorsAboveBaseline."
+                     " `inferwatch errors top --source <endpoint>` shows the lines as templates.",
+                     c.targets((f"sum by (source, class) (rate(inferwatch_engine_log_events_total[$__rate_interval]))"
+                                f" * on (source) group_left () {ENDPOINTS_OF_MODEL}", "{{source}} {{class}}")),
+                     "short", c.grid(0, y + 1, 12, 8), stacked=True, fill=30),
+        c.timeseries("Log lines read", "Lines per second the log exporter read per endpoint, and those that carried"
+                     " prompt or output text (redacted before anything read them). Zero while the engine serves: the"
+                     " log is not followed (LLMEngineLogSourceDown).",
+                     c.targets((f"sum by (source) (rate(inferwatch_log_exporter_lines_total[$__rate_interval]))"
+                                f" * on (source) group_left () {ENDPOINTS_OF_MODEL}", "{{source}} read"),
+                               (f"sum by (source) (rate(inferwatch_log_exporter_lines_redacted_total"
+                                f"[$__rate_interval])) * on (source) group_left () {ENDPOINTS_OF_MODEL}",
+                                "{{source}} redacted")),
+                     "short", c.grid(12, y + 1, 12, 8), fill=0),
+    ]
     return c.dashboard(
         NAME, "inferwatch / Serving engine",
         "One model across its instances: latency quantiles against the adaptive band and the SLA, load, KV cache,"
-        " preemptions, errors, endpoints and versions.",
-        [model, instance], [*top, *latency, *load, *errors],
+        " preemptions, errors, endpoints and versions, and what the engine log says.",
+        [model, instance], [*top, *latency, *load, *errors, *logs],
         annotations=[c.version_annotation()])

@@ -510,6 +510,7 @@ class LogExporterConfig:
     docker_socket: str = "unix:///var/run/docker.sock"
     # The engine exporter's inferwatch_model_version_info, for "new error after a deploy".
     prometheus_url: str | None = None
+    version_poll_seconds: float = 30.0
     web_config_file: str | None = None
 
     def check(self) -> Problem:
@@ -523,6 +524,7 @@ class LogExporterConfig:
             check_port("port", self.port),
             check_between("max_templates_per_source", self.max_templates_per_source, 1, 10000),
             check_between("max_line_bytes", self.max_line_bytes, 256, 1 << 20),
+            check_seconds("version_poll_seconds", self.version_poll_seconds, most=3600.0),
             check_http_url("prometheus_url", self.prometheus_url) if self.prometheus_url else None,
         )
 

@@ -21,6 +21,7 @@ from inferwatch.exporters.drift.collector import TABLE as DRIFT
 from inferwatch.exporters.engine.collector import TABLE as ENGINE
 from inferwatch.exporters.feedback.collector import TABLE as FEEDBACK
 from inferwatch.exporters.gpu.metrics import TABLE as GPU
+from inferwatch.exporters.logs.collector import TABLE as LOGS
 from inferwatch.exporters.probe.metrics import PROBE_TABLE, TARGET_TABLE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,7 +127,7 @@ def _produced_series() -> set[str]:
     """Every series name a shipped exporter, the rules or Prometheus itself produce (the vLLM plugin and
     vLLM's own names are checked against the real vLLM in the live tier)."""
     names = {"ALERTS", "ALERTS_FOR_STATE", "up"}
-    for table in (GPU, ENGINE, PROBE_TABLE, TARGET_TABLE, FEEDBACK, DRIFT):
+    for table in (GPU, ENGINE, PROBE_TABLE, TARGET_TABLE, FEEDBACK, DRIFT, LOGS):
         for family in table.describe():
             suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
             names |= {family.name + s for s in suffixes}

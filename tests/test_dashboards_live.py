@@ -41,7 +41,8 @@ SETTLED = (
 @pytest.fixture(scope="module")
 def stack(vllm_engine, tmp_path_factory: pytest.TempPathFactory):
     demo = DemoStack(InferwatchConfig(), tmp_path_factory.mktemp("dashboards-stack"),
-                     vllm_url=vllm_engine.server.base_url, say=lambda _text: None)
+                     vllm_url=vllm_engine.server.base_url, vllm_log=vllm_engine.server.log_path,
+                     say=lambda _text: None)
     try:
         demo.start()
         demo.drive(LOAD_SECONDS)

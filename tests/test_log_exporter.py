@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,52 @@ def test_no_source_text_leaves_the_process(exporter) -> None:
              for path in ("/metrics", "/errors")]
     assert all("SECRET-4711" not in t for t in texts)
     assert events(running.base, "vllm-0") == {}, "the prompt's words are not the engine's error"
+
+
+def test_an_error_first_seen_after_a_version_change_is_new_in_that_version(prometheus, fake_engines,
+                                                                           tmp_path: Path) -> None:
+    """The engine exporter's version for endpoint `vllm-v` goes v1 -> v2 in the real Prometheus; an error
+    seen under v1 is old, a different one first seen under v2 is flagged and counted."""
+    from inferwatch.config import EndpointConfig, EngineExporterConfig
+    from inferwatch.exporters.engine import server as engine_server
+
+    fake = fake_engines()
+
+    def engine_exporter(version: str):
+        config = EngineExporterConfig(listen_address="127.0.0.1", port=0, endpoints=[
+            EndpointConfig("vllm-v", fake.url, fake.behaviour.model, model_version=version)])
+        running = engine_server.start(config)
+        prometheus.set_job("log-versions-engine", [f"127.0.0.1:{running.port}"])
+        return running
+
+    log = tmp_path / "v.log"
+    log.write_text("")
+    engine = engine_exporter("v1")
+    prometheus.wait_for_series('inferwatch_model_version_info{endpoint="vllm-v", version="v1"}', timeout=30)
+    config = LogExporterConfig(listen_address="127.0.0.1", port=0, prometheus_url=prometheus.url,
+                               version_poll_seconds=0.5, sources=[LogSourceConfig(name="vllm-v", file=str(log))])
+    running = log_server.start(config)
+    base = running.url.removesuffix("/metrics")
+    try:
+        wait_until(lambda: sample(base, "inferwatch_log_exporter_source_up", source="vllm-v") == 1, 10, what="up")
+        time.sleep(1.5)  # the watcher has seen v1: the first version is no deploy
+        append(log, REJECTED.format(n=1))
+        wait_until(lambda: events(base, "vllm-v") == {"request_rejected": 1}, 10, what="old error")
+        engine.stop()
+        engine = engine_exporter("v2")
+        wait_until(lambda: _only_version(prometheus, "v2"), 30, what="v1 gone from the instant vector")
+        time.sleep(1.5)
+        append(log, REJECTED.format(n=2), OOM.format(pid=3, n=4))
+        wait_until(lambda: sample(base, "inferwatch_engine_log_new_version_templates_total", source="vllm-v") == 1, 10,
+                   what="the OOM is new in v2")
+        top = json.loads(subprocess.run([str(EXE), "errors", "top", "--url", base, "--json"], capture_output=True,
+                                        text=True, check=True).stdout)["sources"]["vllm-v"]
+        assert {t["class"]: t["new_in_version"] for t in top} == {"request_rejected": None, "oom_gpu": "v2"}
+    finally:
+        running.stop()
+        engine.stop()
+
+
+def _only_version(prometheus, version: str) -> bool:
+    found = prometheus.query('max by (version) (inferwatch_model_version_info{endpoint="vllm-v"})')
+    return [r["metric"]["version"] for r in found] == [version]

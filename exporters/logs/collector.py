@@ -30,7 +30,6 @@ from inferwatch.kit.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 
-VERSION_POLL_SECONDS = 30.0
 # Debug lines repeat what the INFO/ERROR lines say (vLLM logs every rejected request again at DEBUG):
 # read and redacted, never classified.
 _DEBUG_LINE = re.compile(r"^(?:\([^)]{1,80}\) )?DEBUG\b")
@@ -149,7 +148,7 @@ class LogCollector:
     def _watch_versions(self) -> None:
         delay = 0.0
         while not self._stopping.wait(delay):
-            delay = VERSION_POLL_SECONDS
+            delay = self.config.version_poll_seconds
             for source in self.config.sources:
                 version = self._version_of(source.name)
                 if version and version != self._versions.get(source.name):

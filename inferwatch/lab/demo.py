@@ -36,7 +36,7 @@ DRIFT_WINDOW_SECONDS = 20.0
 DRIFT_MIN_SAMPLES = 20
 FEEDBACK_EVERY_SECONDS = 3.0
 PREVIEW_RANGE_SECONDS = 600
-QUALITY_JOBS = ("inferwatch-feedback", "inferwatch-drift")
+QUALITY_JOBS = ("inferwatch-feedback", "inferwatch-drift", "inferwatch-log")
 
 
 def run_demo(config: InferwatchConfig, workdir: str | None = None, duration: float = 0, engine: bool = True,
@@ -79,6 +79,7 @@ class DemoStack:
     root: Path
     engine: bool = True
     vllm_url: str | None = None  # a running vLLM serving MODEL; None: start one
+    vllm_log: Path | None = None  # that vLLM's log file (followed by the log exporter); set when we start it
     say: Callable[[str], None] = lambda text: print(text, flush=True)
     jobs: dict[str, str] = field(default_factory=dict)  # Prometheus job -> host:port
     started: list[Any] = field(default_factory=list)
@@ -153,6 +154,7 @@ class DemoStack:
         vllm = VllmServer(runtime.ensure_tiny_model(0), self.root / "vllm", MODEL,
                           env={"INFERWATCH_CONFIG": str(plugin)})
         self._keep(vllm.start())
+        self.vllm_log = vllm.log_path
         self.say(f"  vLLM            {vllm.base_url}  (model {MODEL}, log {vllm.log_path})")
         return vllm.base_url
 
@@ -173,6 +175,14 @@ class DemoStack:
             listen_address="127.0.0.1", port=port["inferwatch-drift"], prometheus_url=prometheus_url,
             selector='job="vllm"', window_seconds=DRIFT_WINDOW_SECONDS, reference_offset_seconds=DRIFT_WINDOW_SECONDS,
             min_samples=DRIFT_MIN_SAMPLES, interval_seconds=5, references_dir=str(self.root / "drift-references"))))
+        from inferwatch.config import LogExporterConfig, LogSourceConfig
+        from inferwatch.exporters.logs import server as log_server
+
+        sources = [LogSourceConfig(name="vllm-0", file=str(self.vllm_log))] if self.vllm_log else []
+        self._keep(log_server.start(LogExporterConfig(
+            listen_address="127.0.0.1", port=port["inferwatch-log"], prometheus_url=prometheus_url, sources=sources)))
+        self.say(f"  Log exporter    http://{self.jobs['inferwatch-log']}/metrics  (follows vLLM's log: "
+                 f"{self.vllm_log or 'not given'})")
         self.say(f"  Drift exporter  http://{self.jobs['inferwatch-drift']}/metrics  (token lengths, this"
                  f" {DRIFT_WINDOW_SECONDS:.0f} s against the {DRIFT_WINDOW_SECONDS:.0f} s before; demo windows)")
 
