@@ -41,6 +41,7 @@ COMMANDS = (
     Command("drift", "inferwatch.exporters.drift.reference_command", extra="drift"),
     Command("log-exporter", "inferwatch.exporters.logs.command"),
     Command("errors", "inferwatch.exporters.logs.errors_command"),
+    Command("remediate", "inferwatch.remediate.command"),
     Command("inject", "inferwatch.inject.command", extra="inject"),
     Command("rules", "inferwatch.rules"),
     Command("dashboards", "inferwatch.dashboards.command"),

@@ -541,6 +541,160 @@ class LoggingConfig:
         return None
 
 
+_ACTION_NAME_CHARS = _LABEL_VALUE_CHARS
+_KIND_KEYS = {
+    "http": ("method", "url", "headers", "body", "bearer_token_file"),
+    "command": ("argv",),
+    "kubernetes": ("operation", "namespace", "deployment", "service", "selector", "kubectl", "context"),
+}
+_HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_VOLATILE_LABELS = ["instance", "pod", "pod_name", "container", "container_id", "uid"]
+
+
+@dataclass
+class RemediationActionConfig:
+    """One allow-listed action: which alerts it serves, when, how often, and what it runs.
+
+    Templates (url, headers, body, argv, the kubernetes names and selector values) may use only
+    `{alertname}`, `{status}`, `{fingerprint}`, `{group_key}`, `{labels.<name>}`, `{annotations.<name>}`.
+    """
+
+    name: str
+    kind: Literal["http", "command", "kubernetes"]
+    alerts: list[str]  # the alertnames this action serves (required: nothing runs for an unlisted alert)
+    matchers: dict[str, str] = field(default_factory=dict)  # label equality, all must hold
+    # `when`, not `on`: YAML 1.1 reads a bare `on` key as the boolean true.
+    when: Literal["firing", "resolved"] = "firing"
+    undo: str | None = None  # an action (with when: resolved) run when the same alert resolves
+    max_per_hour: int = 6
+    cooldown_seconds: float = 300.0  # not again for the same alert labels (minus the ignored ones) within this
+    cooldown_ignore_labels: list[str] = field(default_factory=lambda: list(_VOLATILE_LABELS))
+    timeout_seconds: float = 30.0
+    # kind http
+    method: str = "POST"
+    url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    bearer_token_file: str | None = None  # sent as Authorization: Bearer, never audited
+    # kind command: run without a shell, minimal environment
+    argv: list[str] = field(default_factory=list)
+    # kind kubernetes: a kubectl argv, run like a command
+    operation: Literal["rollout_undo", "switch_service"] | None = None
+    namespace: str | None = None
+    deployment: str | None = None
+    service: str | None = None
+    selector: dict[str, str] = field(default_factory=dict)
+    kubectl: str = "kubectl"
+    context: str | None = None
+
+    def check(self) -> Problem:
+        if not (self.name and len(self.name) <= 64 and set(self.name) <= _ACTION_NAME_CHARS):
+            return "name", f"must be 1-64 characters of letters, digits, '-', '_' or '.'; got {_clip(self.name)}"
+        if not self.alerts or not all(self.alerts):
+            return "alerts", "must list at least one alertname (the allow-list of alerts this action serves)"
+        defaults = RemediationActionConfig(self.name, self.kind, self.alerts)
+        for kind, keys in _KIND_KEYS.items():
+            for key in keys:
+                if kind != self.kind and getattr(self, key) != getattr(defaults, key):
+                    return key, f"is for kind {kind}, not {self.kind}"
+        return first_problem(
+            check_between("max_per_hour", self.max_per_hour, 1, 3600),
+            check_between("cooldown_seconds", self.cooldown_seconds, 0, 7 * 86400),
+            check_seconds("timeout_seconds", self.timeout_seconds, most=MAX_TIMEOUT_SECONDS),
+            self._kind_problem(),
+            *(_template_problem(key, value) for key, value in self.templates()),
+        )
+
+    def templates(self) -> list[tuple[str, str]]:
+        """(key, template) of every templated value this action's kind uses."""
+        if self.kind == "http":
+            return [("url", self.url or ""), *((f"headers.{k}", v) for k, v in self.headers.items()),
+                    *([("body", self.body)] if self.body is not None else [])]
+        if self.kind == "command":
+            return [(f"argv[{i}]", v) for i, v in enumerate(self.argv)]
+        names = [(k, getattr(self, k)) for k in ("namespace", "deployment", "service") if getattr(self, k)]
+        return [*names, *((f"selector.{k}", v) for k, v in self.selector.items())]
+
+    def _kind_problem(self) -> Problem:
+        if self.kind == "http":
+            if not self.url:
+                return "url", "required for kind http"
+            if self.method not in _HTTP_METHODS:
+                return "method", f"must be one of {', '.join(_HTTP_METHODS)}; got {_clip(self.method)}"
+            return check_http_url("url", _blank_template(self.url))
+        if self.kind == "command":
+            return None if self.argv and self.argv[0] else ("argv", "required for kind command: the program first")
+        if self.operation is None:
+            return "operation", "required for kind kubernetes: rollout_undo or switch_service"
+        if not self.namespace:
+            return "namespace", "required for kind kubernetes"
+        if not self.kubectl:
+            return "kubectl", "must not be empty"
+        if self.operation == "rollout_undo":
+            if not self.deployment:
+                return "deployment", "required for operation rollout_undo"
+            return None if not (self.service or self.selector) else ("service", "is for operation switch_service")
+        if not self.service:
+            return "service", "required for operation switch_service"
+        if not self.selector:
+            return "selector", "required for operation switch_service: the labels of the pods to send traffic to"
+        return None if self.deployment is None else ("deployment", "is for operation rollout_undo")
+
+
+def _template_problem(key: str, template: str) -> Problem:
+    from inferwatch.remediate.templates import unknown_placeholder
+
+    unknown = unknown_placeholder(template)
+    if unknown:
+        return key, (f"unknown placeholder {_clip(unknown).strip(chr(39))} (allowed: {{alertname}}, {{status}}, "
+                     "{fingerprint}, {group_key}, {labels.<name>}, {annotations.<name>})")
+    return None
+
+
+def _blank_template(template: str) -> str:
+    from inferwatch.remediate.templates import blank
+
+    return blank(template)
+
+
+@dataclass
+class RemediationConfig:
+    """`inferwatch remediate`: Alertmanager's webhook in, allow-listed actions out (dry run by default)."""
+
+    listen_address: str = "0.0.0.0"
+    port: int = 9841
+    # The token Alertmanager sends (`http_config.authorization.credentials_file`). None = no auth:
+    # set it in production, or anyone who can reach the port can trigger the actions.
+    bearer_token_file: str | None = None
+    max_body_bytes: int = 1 << 20
+    execute: bool = False  # false: actions are rendered, logged and audited as dry_run, never run
+    audit_log: str | None = None  # JSON Lines, fsynced per record (None: audit records go to the log only)
+    actions: list[RemediationActionConfig] = field(default_factory=list)
+    web_config_file: str | None = None  # TLS and basic auth (Prometheus' web-config format)
+
+    def check(self) -> Problem:
+        counts = collections.Counter(a.name for a in self.actions)
+        duplicates = sorted(name for name, n in counts.items() if n > 1)
+        if duplicates:
+            return "actions", f"action names must be unique; repeated: {', '.join(duplicates[:10])}"
+        if len(self.actions) > 256:
+            return "actions", f"at most 256 actions; got {len(self.actions)}"
+        by_name = {a.name: a for a in self.actions}
+        for i, action in enumerate(self.actions):
+            if action.undo is None:
+                continue
+            target = by_name.get(action.undo)
+            if target is None:
+                return f"actions[{i}].undo", f"names no configured action: {_clip(action.undo)}"
+            if target is action or target.when != "resolved" or action.when != "firing":
+                return f"actions[{i}].undo", (f"must be a firing action's undo naming another action with "
+                                              f"when: resolved; {_clip(action.undo)} is not")
+        return first_problem(
+            check_port("port", self.port),
+            check_between("max_body_bytes", self.max_body_bytes, 1024, 16 << 20),
+        )
+
+
 @dataclass
 class InferwatchConfig:
     gpu_exporter: GpuExporterConfig = field(default_factory=GpuExporterConfig)
@@ -550,6 +704,7 @@ class InferwatchConfig:
     drift_exporter: DriftExporterConfig = field(default_factory=DriftExporterConfig)
     log_exporter: LogExporterConfig = field(default_factory=LogExporterConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    remediation: RemediationConfig = field(default_factory=RemediationConfig)
     vllm_plugin: VllmPluginConfig = field(default_factory=VllmPluginConfig)
     slo: SloConfig = field(default_factory=SloConfig)
     cost: CostConfig = field(default_factory=CostConfig)

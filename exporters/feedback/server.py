@@ -20,10 +20,10 @@ from inferwatch.config import FeedbackServerConfig
 from inferwatch.exporters.feedback.collector import FeedbackCollector, StoreUnavailable
 from inferwatch.exporters.feedback.schema import Rejected
 from inferwatch.exporters.feedback.store import export
-from inferwatch.kit.bearer import REQUIRED, authorized, read_token
+from inferwatch.kit.bearer import REQUIRED, Refused, authorized, authorized_body, read_token
 from inferwatch.kit.exporter import Exporter, serve
 from inferwatch.kit.timeparse import parse_time
-from inferwatch.kit.web import BodyError, json_error, load_web_config, read_body
+from inferwatch.kit.web import json_error, load_web_config
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,10 @@ def start(config: FeedbackServerConfig) -> Exporter:
 
 def feedback_route(collector: FeedbackCollector, token: str | None) -> Callable[[Any], tuple[int, str, bytes]]:
     def route(handler: Any) -> tuple[int, str, bytes]:
-        if not authorized(handler, token):
-            collector.reject("unauthorized")
-            handler.close_connection = True  # the body stays unread
-            return json_error(401, REQUIRED)
         try:
-            body = read_body(handler, collector.config.max_body_bytes)
-        except BodyError as exc:
-            collector.reject("too_large" if exc.status == 413 else "schema")
-            return json_error(exc.status, str(exc))
+            body = authorized_body(handler, token, collector.config.max_body_bytes, collector.reject)
+        except Refused as exc:
+            return exc.reply
         try:
             accepted = collector.ingest(body)
         except Rejected as exc:

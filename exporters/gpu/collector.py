@@ -101,6 +101,9 @@ class GpuCollector(Collector):
                 self._timeouts += 1
             log.warning("NVML did not answer within %.1f s; serving exporter metrics only", self.timeout)
             return []
+        except concurrent.futures.CancelledError:  # the exporter is closing under a scrape: nothing to report
+            log.debug("GPU collection cancelled: the exporter is stopping")
+            return []
         except Exception:  # a bug must not take the exporter down: log it and count it
             log.exception("GPU collection failed")
             self.self_metrics.error("collect", "RuntimeError")

@@ -1,0 +1,1 @@
+"""Remediation: an Alertmanager webhook receiver that maps alerts to allow-listed actions through config."""
