@@ -42,6 +42,7 @@ COMMANDS = (
     Command("log-exporter", "inferwatch.exporters.logs.command"),
     Command("errors", "inferwatch.exporters.logs.errors_command"),
     Command("remediate", "inferwatch.remediate.command"),
+    Command("versions", "inferwatch.versions_command"),
     Command("inject", "inferwatch.inject.command", extra="inject"),
     Command("rules", "inferwatch.rules"),
     Command("dashboards", "inferwatch.dashboards.command"),

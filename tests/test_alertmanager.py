@@ -45,6 +45,7 @@ ROUTES = [  # (alert, severity, receiver)
     ("LLMProbeScoreDropped", None, "ml-platform-tickets"),
     ("LLMNegativeFeedbackRising", None, "ml-platform-tickets"),
     ("LLMModelVersionRatedWorse", None, "ml-platform-tickets"),
+    ("LLMNewVersionWorse", None, "ml-platform-tickets"),
     ("LLMFeedbackRejected", None, "ml-platform-tickets"),
     ("LLMInputDriftDetected", None, "ml-platform-tickets"),
     ("LLMDriftPrometheusUnreachable", None, "ml-platform-tickets"),

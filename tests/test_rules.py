@@ -43,7 +43,8 @@ from inferwatch.config import InferwatchConfig
 REPO = Path(__file__).resolve().parent.parent
 RULE_FILES = [REPO / path for path in rules.OUTPUTS.values()]
 MIXIN = REPO / "inferwatch" / "mixin"
-AREAS = ("serving", "slo", "adaptive", "errors", "engine", "gpu", "probe", "feedback", "drift", "logs")  # inferwatch/mixin/<area>.libsonnet
+AREAS = ("serving", "slo", "adaptive", "errors", "engine", "gpu", "probe", "feedback", "drift", "logs",
+         "versions")  # inferwatch/mixin/<area>.libsonnet
 STEP = 5 * MINUTE
 ALERTS = alert_rules((REPO / rules.OUTPUTS["prometheusAlerts"]).read_text())
 
@@ -167,6 +168,7 @@ def test_windows_and_durations_come_from_config() -> None:
       drift+: {'for': '47m', prometheusDownFor: '48m'},
       logs+: {errorsFor: '49m', sourceDownFor: '51m', baselineWindow: '2d', baselineOffset: '3h', eventWindow: '7m',
               newTemplateWindow: '52m'},
+      versions+: {window: '53m', previousLookback: '3d', compareWithin: '5h', 'for': '54m'},
     }}""")
     text = json.dumps(changed)
     alerts = {r["alert"] + "/" + r["labels"]["severity"]: r for g in changed["prometheusAlerts"]["groups"]
@@ -187,7 +189,7 @@ def test_windows_and_durations_come_from_config() -> None:
         "LLMProbeHealthCheckFailing": "35m", "LLMNegativeFeedbackRising": "43m", "LLMModelVersionRatedWorse": "44m",
         "LLMFeedbackRejected": "46m", "LLMInputDriftDetected": "47m", "LLMDriftPrometheusUnreachable": "48m",
         "LLMEngineLogOutOfMemory": None, "LLMEngineLogEngineDead": None, "LLMEngineLogErrorsAboveBaseline": "49m",
-        "LLMEngineLogNewErrorAfterDeploy": None, "LLMEngineLogSourceDown": "51m",
+        "LLMEngineLogNewErrorAfterDeploy": None, "LLMEngineLogSourceDown": "51m", "LLMNewVersionWorse": "54m",
     }
     for needle in ("[23m]) > 0", "< 3600", "XID {{ $labels.xid }} in the last 1 hour.", "[18m]) > 0.5", "[20m]) > 0",
                    "[4h] offset 1320m", "[7m])", "ratio_rate28d", "SLO period (28 days)", "[26m])) > 0", "[7h]))",
@@ -196,7 +198,9 @@ def test_windows_and_durations_come_from_config() -> None:
                    "increase2h[14d:2h] offset 2h", "increase2h[2d:2h]", "feedback:increase2d", "baseline_ratio14d",
                    "[45m]))", "rejected:rate45m", "* 2700 >= 10", "over the last 2 hours", "in the 14 days before",
                    "over the last 2 days", "(over 45 minutes)", "in each window, for 47 minutes", "[2d] offset 3h",
-                   "baseline_rate2d", "over the 2 days ending 3 hours ago", "oom_kv_cache\\\"}[7m]", "[52m]))"):
+                   "baseline_rate2d", "over the 2 days ending 3 hours ago", "oom_kv_cache\\\"}[7m]", "[52m]))",
+                   "p95_rate5m[53m])", "p95_rate5m_avg53m[3d])", "age_seconds <= 18000", "[58m]) == 1",
+                   "over the last 53 minutes"):
         assert needle in text, needle
     for stale in ("[10m]", "offset 10020m", "< 600", "ratio_rate30d", "[2h] offset", "[6h]))", "[1w:1h] offset",
                   "[1d:1h] offset", "[30d:1d]", "[1d] offset 1h", "increase1h", "increase1d", "[7d:", "rate15m",
@@ -786,15 +790,16 @@ def slo_checks() -> list[dict]:
 
 def test_every_alert_has_a_fault_case_and_a_quiet_week() -> None:
     from test_rules_logs import LOG_ALERTS  # the log area has its own two days at one-minute steps
+    from test_rules_versions import VERSION_ALERTS  # so has the versions area
 
-    covered = {f[0] for f in fleet_faults()} | set(SLO_ALERTS) | LOG_ALERTS
+    covered = {f[0] for f in fleet_faults()} | set(SLO_ALERTS) | LOG_ALERTS | VERSION_ALERTS
     assert covered == set(ALERTS), f"alerts without promtool cases: {sorted(set(ALERTS) - covered)}"
     severities = {(c["alertname"], a["exp_labels"]["severity"]) for c in slo_checks() for a in c["exp_alerts"]}
     assert {(n, s) for n in SLO_ALERTS for s in ("critical", "warning")} <= severities
     # the week tests load only their areas' groups: together those hold every alert
     weekly = {r["alert"] for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]
               if area(g["name"]) in set().union(*WEEK_AREAS.values()) for r in g["rules"] if "alert" in r}
-    assert weekly | LOG_ALERTS == set(ALERTS)
+    assert weekly | LOG_ALERTS | VERSION_ALERTS == set(ALERTS)
 
 
 # -- recording rules from raw engine series (one hour, exact values) --------------------------------

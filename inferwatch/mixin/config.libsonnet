@@ -1,5 +1,5 @@
 // inferwatch mixin configuration: the only thing the area files (serving, slo, adaptive, errors,
-// engine, gpu, probe, feedback, drift) read. Override any field in your own jsonnet:
+// engine, gpu, probe, feedback, drift, logs, versions) read. Override any field in your own jsonnet:
 //   (import 'inferwatch/mixin/mixin.libsonnet') + { _config+:: { slo+: { availabilityTarget: 0.995 } } }
 // `inferwatch rules render --config inferwatch.yaml` generates the slo/sla/price overrides from
 // the file's `slo:` and `cost:` sections (`inferwatch rules overrides` prints them as jsonnet).
@@ -182,6 +182,25 @@
       rejectedRatio: 0.1,
       rejectedMinEvents: 10,
       rejectedFor: '15m',
+    },
+
+    // A model's new version against the one it replaced (docs/versions.md, sequential comparison:
+    // each version while it is the only one served). LLMNewVersionWorse: a metric's mean over
+    // `window` of the new version against the previous version's last `window`, with at least
+    // minRequestRate requests/s on both sides, within compareWithin of the change.
+    versions: {
+      window: '30m',
+      previousLookback: '1d',  // how long a previous version's last window is remembered
+      compareWithin: '4h',  // alert only this soon after the change (later, time of day dominates)
+      latencyFactor: 1.25,  // p95 above this multiple of the previous version's ...
+      ttftFloorSeconds: 0.05,  // ... and this much higher
+      itlFloorSeconds: 0.005,
+      maxLoadRatio: 1.5,  // latency compared only when traffic is at most this multiple of before
+      errorReasons: ['error', 'abort'],  // as model_name:llm_request_errors_per_requests:ratio_rate5m
+      errorFactor: 1.5,  // error ratio above this multiple of the previous version's ...
+      errorZ: 3,  // ... and significant: two-proportion z-test statistic above this
+      minRequestRate: 0.2,  // requests/s in each window (360 in 30 minutes)
+      'for': '15m',
     },
 
     // Input drift (inferwatch drift-exporter, scraped by driftSelector): the exporter compares each

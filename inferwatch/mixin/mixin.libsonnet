@@ -14,6 +14,8 @@
 //             version rated worse than the one it replaced, rejected feedback
 //   drift     input drift per model, feature and method (drift exporter); drift and exporter alerts
 //   logs      engine log error classes per source (log exporter); OOM, engine-dead, error-rate, new-error alerts
+//   versions  each model version while it is the only one served against the version it replaced (latency,
+//             errors with a two-proportion z-test, probes, feedback); new-version-worse alert
 // Every alert gets its team/service labels and runbook_url here, in one place.
 local lib = import 'lib.libsonnet';
 
@@ -28,6 +30,7 @@ local lib = import 'lib.libsonnet';
 (import 'feedback.libsonnet') +
 (import 'drift.libsonnet') +
 (import 'logs.libsonnet') +
+(import 'versions.libsonnet') +
 {
   prometheusAlerts:: lib.withSharedFields(super.prometheusAlerts, $._config),
   grafanaDashboards+:: {},
