@@ -17,7 +17,6 @@ from inferwatch.kit import extras
 from inferwatch.kit.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, add_actions
 
 HELP = "Grafana dashboards: build the JSON, list it, or preview every panel from a live Prometheus as PNGs"
-_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,10 +39,12 @@ def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
 
 
 def _seconds(text: str, key: str) -> float:
+    from inferwatch.kit.timeparse import parse_duration
+
     try:
-        return float(text[:-1]) * _DURATION[text[-1]] if text[-1:] in _DURATION else float(text)
-    except ValueError:
-        raise CommandError(f"{key}: {text!r} is not a duration like 30m", EXIT_USAGE) from None
+        return parse_duration(text, key)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
 
 
 def _build(args: argparse.Namespace, config: InferwatchConfig) -> int:

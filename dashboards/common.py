@@ -19,8 +19,6 @@ from grafanalib import core as g
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 TAG = "inferwatch"
-NATIVE_PANEL_TYPES = frozenset(
-    {"timeseries", "stat", "gauge", "bargauge", "table", "heatmap", "text", "state-timeline", "row"})
 
 # Grafana's colour names, in the order thresholds usually need them.
 GREEN, YELLOW, ORANGE, RED, BLUE, PURPLE = "green", "yellow", "orange", "red", "blue", "purple"

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from inferwatch.dashboards.check import panels
-from inferwatch.kit.httpclient import get_json
+from inferwatch.kit.prometheus import PrometheusAPI as Prometheus
 
 _LABEL_VALUES = re.compile(
     r"^\s*label_values\(\s*(?:(?P<selector>.+?)\s*,\s*)?(?P<label>[A-Za-z_][A-Za-z0-9_]*)\s*\)\s*$")
@@ -34,32 +34,6 @@ class Result:
     expr: str
     series: list[dict]
     error: str = ""
-
-
-class Prometheus:
-    """The three Prometheus HTTP API calls a dashboard needs."""
-
-    def __init__(self, url: str, timeout: float = 30.0):
-        self.url, self.timeout = url.rstrip("/"), timeout
-
-    def _get(self, path: str, params: dict) -> object:
-        answer = get_json(f"{self.url}{path}?{urllib.parse.urlencode(params, doseq=True)}", timeout=self.timeout)
-        if not isinstance(answer, dict) or answer.get("status") != "success":
-            raise ValueError(f"Prometheus refused the query: {str(answer)[:300]}")
-        return answer["data"]
-
-    def label_values(self, label: str, selector: str | None, start: float, end: float) -> list[str]:
-        params: dict = {"start": start, "end": end}
-        if selector:
-            params["match[]"] = selector
-        return sorted(self._get(f"/api/v1/label/{label}/values", params))  # type: ignore[arg-type]
-
-    def query(self, expr: str, at: float) -> list[dict]:
-        return self._get("/api/v1/query", {"query": expr, "time": at})["result"]  # type: ignore[index]
-
-    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
-        return self._get("/api/v1/query_range", {"query": expr, "start": start, "end": end,
-                                                  "step": step})["result"]  # type: ignore[index]
 
 
 def regex_escape(value: str) -> str:

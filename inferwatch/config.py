@@ -14,6 +14,7 @@ import os
 import types
 import typing
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +58,16 @@ def check_at_least(key: str, value: int, least: int) -> Problem:
 
 def check_between(key: str, value: float, least: float, most: float) -> Problem:
     return None if least <= value <= most else (key, f"must be between {least:g} and {most:g}; got {value!r}")
+
+
+def check_unique(key: str, names: Iterable[str], what: str) -> Problem:
+    """Names that must be unique (endpoints, targets, scores, sources, actions); linear, whatever the count."""
+    counts = collections.Counter(names)
+    repeated = sorted(name for name, n in counts.items() if n > 1)
+    if not repeated:
+        return None
+    shown = ", ".join(_clip(d).strip("'") for d in repeated[:10]) + (", ..." if len(repeated) > 10 else "")
+    return key, f"{what} names must be unique; repeated: {shown}"
 
 
 def check_http_url(key: str, value: str) -> Problem:
@@ -128,11 +139,9 @@ class EngineExporterConfig:
     model_dirs_allowed: list[str] = field(default_factory=list)
 
     def check(self) -> Problem:
-        counts = collections.Counter(e.name for e in self.endpoints)  # linear, whatever the count
-        duplicates = sorted(name for name, n in counts.items() if n > 1)
-        if duplicates:
-            shown = ", ".join(_clip(d).strip("'") for d in duplicates[:10]) + (", ..." if len(duplicates) > 10 else "")
-            return "endpoints", f"endpoint names must be unique; repeated: {shown}"
+        repeated = check_unique("endpoints", (e.name for e in self.endpoints), "endpoint")
+        if repeated:
+            return repeated
         return first_problem(check_port("port", self.port),
                              check_seconds("probe_timeout_seconds", self.probe_timeout_seconds, most=60.0))
 
@@ -177,10 +186,9 @@ class ProbeExporterConfig:
     web_config_file: str | None = None  # TLS and basic auth (Prometheus' web-config format)
 
     def check(self) -> Problem:
-        counts = collections.Counter(t.name for t in self.targets)
-        duplicates = sorted(name for name, n in counts.items() if n > 1)
-        if duplicates:
-            return "targets", f"target names must be unique; repeated: {', '.join(duplicates[:10])}"
+        repeated = check_unique("targets", (t.name for t in self.targets), "target")
+        if repeated:
+            return repeated
         if not (math.isfinite(self.timeout_offset_seconds) and 0 <= self.timeout_offset_seconds <= 60):
             return "timeout_offset_seconds", f"must be between 0 and 60; got {self.timeout_offset_seconds!r}"
         if not 1 <= self.max_concurrent_probes <= 64:  # each is a thread
@@ -271,10 +279,9 @@ class FeedbackServerConfig:
     web_config_file: str | None = None  # TLS and basic auth (Prometheus' web-config format)
 
     def check(self) -> Problem:
-        counts = collections.Counter(s.name for s in self.scores)
-        duplicates = sorted(name for name, n in counts.items() if n > 1)
-        if duplicates:
-            return "scores", f"score names must be unique; repeated: {', '.join(duplicates[:10])}"
+        repeated = check_unique("scores", (s.name for s in self.scores), "score")
+        if repeated:
+            return repeated
         if not 1024 <= self.max_body_bytes <= 64 << 20:
             return "max_body_bytes", f"must be between 1024 and {64 << 20}; got {self.max_body_bytes}"
         if not 1 <= self.store_retention_days <= 3650 or not math.isfinite(self.store_retention_days):
@@ -514,10 +521,9 @@ class LogExporterConfig:
     web_config_file: str | None = None
 
     def check(self) -> Problem:
-        names = collections.Counter(s.name for s in self.sources)
-        repeated = sorted(n for n, count in names.items() if count > 1)
+        repeated = check_unique("sources", (s.name for s in self.sources), "source")
         if repeated:
-            return "sources", f"source names must be unique; repeated: {', '.join(repeated[:10])}"
+            return repeated
         if sum(s.stdin for s in self.sources) > 1:
             return "sources", "only one source can read stdin"
         return first_problem(
@@ -673,10 +679,9 @@ class RemediationConfig:
     web_config_file: str | None = None  # TLS and basic auth (Prometheus' web-config format)
 
     def check(self) -> Problem:
-        counts = collections.Counter(a.name for a in self.actions)
-        duplicates = sorted(name for name, n in counts.items() if n > 1)
-        if duplicates:
-            return "actions", f"action names must be unique; repeated: {', '.join(duplicates[:10])}"
+        repeated = check_unique("actions", (a.name for a in self.actions), "action")
+        if repeated:
+            return repeated
         if len(self.actions) > 256:
             return "actions", f"at most 256 actions; got {len(self.actions)}"
         by_name = {a.name: a for a in self.actions}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import urllib.parse
 
 from inferwatch.config import InferwatchConfig
 from inferwatch.kit.commands import EXIT_OK, EXIT_USAGE, CommandError
@@ -40,14 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_age(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    from inferwatch.kit.timeparse import parse_duration
+
     try:
-        value = float(text[:-1]) * units[text[-1]]
-    except (KeyError, ValueError, IndexError):
-        raise CommandError(f"--since {text!r}: use an age like 90m, 24h or 7d", EXIT_USAGE) from None
-    if value <= 0:
-        raise CommandError(f"--since {text!r}: must be positive", EXIT_USAGE)
-    return value
+        return parse_duration(text, "--since")
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
 
 
 def _selector(metric: str, model: str | None) -> str:
@@ -57,20 +54,21 @@ def _selector(metric: str, model: str | None) -> str:
 
 
 class _Prometheus:
+    """kit.prometheus with the range split into chunks Prometheus accepts, and failures as CommandError."""
+
     def __init__(self, url: str):
-        self.url = url.rstrip("/")
+        from inferwatch.kit.prometheus import PrometheusAPI
+
+        self.api = PrometheusAPI(url, timeout=60.0)
 
     def _api(self, path: str, **params: object) -> list[dict]:
-        from inferwatch.kit.httpclient import FetchError, get_json
+        from inferwatch.kit.httpclient import FetchError
+        from inferwatch.kit.prometheus import QueryError
 
-        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
         try:
-            answer = get_json(url, timeout=60.0)
-        except FetchError as exc:
+            return self.api.get(path, params)["result"]
+        except (FetchError, QueryError) as exc:
             raise CommandError(f"prometheus: {exc}") from None
-        if not isinstance(answer, dict) or answer.get("status") != "success":
-            raise CommandError(f"prometheus query failed: {str(answer)[:300]}")
-        return answer["data"]["result"]
 
     def query(self, expr: str) -> list[dict]:
         return self._api("query", query=expr)

@@ -91,7 +91,7 @@ def test_variables_narrow_the_panels(stack) -> None:
 
 def test_vllm_series_the_panels_read_exist_in_the_real_vllm(stack) -> None:
     """Names from vLLM and the inferwatch plugin (which the static test cannot import) are real."""
-    present = set(queries.Prometheus(stack.prometheus.url)._get("/api/v1/label/__name__/values", {}))
+    present = set(queries.Prometheus(stack.prometheus.url).get("label/__name__/values", {}))
     wanted = {metric for model in assets.dashboards().values() for _, expr in check.queries(model)
               for metric in check.metric_names(expr) if metric.startswith(("vllm:", "inferwatch_vllm_"))}
     assert wanted and wanted <= present, sorted(wanted - present)

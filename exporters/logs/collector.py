@@ -13,7 +13,6 @@ import logging
 import re
 import threading
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 
@@ -24,8 +23,10 @@ from inferwatch.exporters.logs.privacy import redact
 from inferwatch.exporters.logs.rules import Classifier
 from inferwatch.exporters.logs.sources import STATES, Source
 from inferwatch.exporters.logs.templates import TemplateStore, template
+from inferwatch.kit import sentry
 from inferwatch.kit.families import Family, FamilyTable, Sample
-from inferwatch.kit.httpclient import FetchError, get_json
+from inferwatch.kit.httpclient import FetchError
+from inferwatch.kit.prometheus import PrometheusAPI, QueryError
 from inferwatch.kit.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class LogCollector:
         self._stopping = threading.Event()
         self.sources = [Source(s, config.max_line_bytes, self.feed, self.set_state, config.docker_socket)
                         for s in config.sources]
+        self._prometheus = PrometheusAPI(config.prometheus_url, timeout=5) if config.prometheus_url else None
         self._watcher = threading.Thread(target=self._watch_versions, name="log-versions", daemon=True)
         if start_sources:
             for source in self.sources:
@@ -128,14 +130,7 @@ class LogCollector:
                 self._new[(source, verdict.klass)] += 1
                 if stats.new_in_version:
                     self._new_in_version[source] += 1
-            self._report_new(source, verdict, stats)
-
-    def _report_new(self, source: str, verdict, stats) -> None:
-        try:
-            from inferwatch.kit import sentry
-        except ImportError:
-            return
-        sentry.capture_new_template(source, verdict.klass, verdict.severity, stats.template, stats.new_in_version)
+            sentry.capture_new_template(source, verdict.klass, verdict.severity, stats.template, stats.new_in_version)
 
     def set_state(self, source: str, state: str) -> None:
         with self._lock:
@@ -158,10 +153,9 @@ class LogCollector:
     def _version_of(self, source: str) -> str | None:
         """The version the engine exporter reports for the endpoint named like the source."""
         expr = f"max by (version) (inferwatch_model_version_info{{endpoint={json.dumps(source)}}})"
-        url = f"{self.config.prometheus_url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
         try:
-            results = get_json(url, timeout=5)["data"]["result"]
-        except (FetchError, KeyError, TypeError) as exc:
+            results = self._prometheus.query(expr)
+        except (FetchError, QueryError, KeyError, TypeError) as exc:
             self.self_metrics.error("versions", exc)
             return None
         return results[0]["metric"].get("version") if len(results) == 1 else None
@@ -191,14 +185,9 @@ class LogCollector:
                                    1.0 if self._state[name] == state else 0.0) for state in STATES]
             samples += [Sample("log_exporter_lines_dropped", {"source": s, "reason": r}, float(n))
                         for (s, r), n in sorted(self._dropped.items())]
-        counts = Counter(stats_source for stats_source in self._template_sources())
-        samples += [Sample("engine_log_templates", {"source": s}, float(counts.get(s, 0))) for s in sorted(self._state)]
+        samples += [Sample("engine_log_templates", {"source": s}, float(self.templates.size(s)))
+                    for s in sorted(self._state)]
         yield from TABLE.render(samples)
-
-    def _template_sources(self) -> Iterator[str]:
-        for source, entries in self.templates.snapshot().items():
-            for _ in entries:
-                yield source
 
     def close(self) -> None:
         self._stopping.set()

@@ -37,3 +37,16 @@ def parse_time(text: str, key: str, now: float | None = None) -> float:
     if not math.isfinite(seconds):
         raise ValueError(f"{key}: must be a finite time")
     return seconds
+
+
+def parse_duration(text: str, key: str) -> float:
+    """Positive seconds from an age (`90m`, `24h`, `7d`) or plain seconds, or ValueError naming `key`."""
+    text = text.strip()
+    age = _AGE.fullmatch(text)
+    try:
+        seconds = float(age[1]) * _UNIT[age[2]] if age else float(text)
+    except ValueError:
+        raise ValueError(f"{key}: {text[:40]!r} is not a duration like 90m, 24h or 7d") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{key}: must be a positive duration; got {text[:40]!r}")
+    return seconds
