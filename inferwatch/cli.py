@@ -42,12 +42,14 @@ COMMANDS = (
     Command("log-exporter", "inferwatch.exporters.logs.command"),
     Command("errors", "inferwatch.exporters.logs.errors_command"),
     Command("remediate", "inferwatch.remediate.command"),
+    Command("scaler", "inferwatch.scaler.command", extra="scaler"),
     Command("versions", "inferwatch.versions_command"),
     Command("inject", "inferwatch.inject.command", extra="inject"),
     Command("rules", "inferwatch.rules"),
     Command("dashboards", "inferwatch.dashboards.command"),
     Command("engine", "inferwatch.lab.engine.command"),
     Command("demo", "inferwatch.lab.demo_command", extra="demo"),
+    Command("drill", "inferwatch.lab.drills.command", extra="inject"),
 )
 
 

@@ -700,6 +700,66 @@ class RemediationConfig:
         )
 
 
+class MetadataText(str):
+    """A value written as KEDA trigger metadata would be: any YAML scalar, kept as the text written
+    (`headroom: 0.2` is "0.2", `enableTLS: true` is "true"), because the scaler parses the same keys
+    from a ScaledObject's `metadata` map, where every value is a string."""
+
+
+_POLICY_NAME_CHARS = _LABEL_VALUE_CHARS
+
+
+@dataclass
+class ScalerConfig:
+    """`inferwatch scaler`: KEDA's external scaler (gRPC) predicting replicas from Prometheus; docs/scaler.md."""
+
+    listen_address: str = "0.0.0.0"
+    port: int = 9842  # gRPC: the ScaledObject's scalerAddress
+    metrics_port: int = 9843  # the scaler's own /metrics (HTTP, through the kit)
+    prometheus_url: str = "http://127.0.0.1:9090"
+    query_timeout_seconds: float = 2.0  # one deadline for all queries of one KEDA call
+    # TLS for the gRPC port (KEDA: enableTLS / caCert; mTLS when tls_client_ca_file is set: KEDA's
+    # tlsClientCert / tlsClientKey from a TriggerAuthentication). Cert and key go together.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    # Named policies a trigger picks with `policy: <name>`; its own metadata keys override them.
+    # Keys and values as in trigger metadata (docs/scaler.md).
+    policies: dict[str, dict[str, MetadataText]] = field(default_factory=dict)
+    max_tracked_objects: int = 64  # ScaledObjects with their own series in /metrics; the rest are "other"
+    stream_poll_seconds: float = 15.0  # StreamIsActive re-evaluates this often and pushes on a change
+    # KEDA asks GetMetrics and IsActive back to back: a decision answers both for this long (0: never reused).
+    decision_cache_seconds: float = 2.0
+    max_workers: int = 8  # gRPC worker threads (each KEDA call holds one while it queries Prometheus)
+    web_config_file: str | None = None  # TLS and basic auth of the metrics port (Prometheus' web-config format)
+
+    def check(self) -> Problem:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            key = "tls_key_file" if self.tls_key_file is None else "tls_cert_file"
+            return key, "tls_cert_file and tls_key_file go together"
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            return "tls_client_ca_file", "needs tls_cert_file and tls_key_file (mTLS is TLS with client certificates)"
+        if len(self.policies) > 256:
+            return "policies", f"at most 256 named policies; got {len(self.policies)}"
+        for name, keys in self.policies.items():
+            if not (name and len(name) <= 64 and set(name) <= _POLICY_NAME_CHARS):
+                return f"policies.{name}", "policy names must be 1-64 letters, digits, '-', '_' or '.'"
+            if "policy" in keys:
+                return f"policies.{name}.policy", "a named policy cannot name another policy"
+        if self.port == self.metrics_port and self.port != 0:
+            return "metrics_port", f"must differ from port (the gRPC port); both are {self.port}"
+        return first_problem(
+            check_port("port", self.port),
+            check_port("metrics_port", self.metrics_port),
+            check_http_url("prometheus_url", self.prometheus_url),
+            check_seconds("query_timeout_seconds", self.query_timeout_seconds, most=60.0),
+            check_between("max_tracked_objects", self.max_tracked_objects, 1, 10000),
+            check_seconds("stream_poll_seconds", self.stream_poll_seconds, most=3600.0),
+            check_between("max_workers", self.max_workers, 4, 256),
+            check_between("decision_cache_seconds", self.decision_cache_seconds, 0, 60),
+        )
+
+
 @dataclass
 class InferwatchConfig:
     gpu_exporter: GpuExporterConfig = field(default_factory=GpuExporterConfig)
@@ -710,6 +770,7 @@ class InferwatchConfig:
     log_exporter: LogExporterConfig = field(default_factory=LogExporterConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     remediation: RemediationConfig = field(default_factory=RemediationConfig)
+    scaler: ScalerConfig = field(default_factory=ScalerConfig)
     vllm_plugin: VllmPluginConfig = field(default_factory=VllmPluginConfig)
     slo: SloConfig = field(default_factory=SloConfig)
     cost: CostConfig = field(default_factory=CostConfig)
@@ -776,7 +837,8 @@ def _schema(cls: type) -> tuple[dict[str, dataclasses.Field], dict[str, Any]]:
     return {f.name: f for f in dataclasses.fields(cls)}, typing.get_type_hints(cls)
 
 
-_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               MetadataText: "a string, number or true/false"}
 _CORE = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "map", "seq")}
 
@@ -869,6 +931,10 @@ class _Validator:
             raise self.error(node, key, f"expected {_expected(hint)}, got {_describe(node)}")
         if node.tag == _CORE + "str" and hint is str:
             return node.value
+        if hint is MetadataText:
+            if _is_null(node):
+                raise self.error(node, key, "expected a value (a string, number or true/false), got null")
+            return MetadataText(node.value)
         try:
             value = self._constructor.construct_object(node)
         except (yaml.YAMLError, ValueError, OverflowError):

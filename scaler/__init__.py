@@ -1,4 +1,4 @@
-"""KEDA external scaler (installed as `inferwatch.scaler`): PromQL predictions -> replica targets.
+"""KEDA external scaler (installed as `inferwatch.scaler`): Prometheus forecasts -> desired replicas over gRPC.
 
-Planned; see docs/architecture.md.
+`inferwatch scaler` (the `scaler` extra); see docs/scaler.md and docs/architecture.md.
 """

@@ -16,7 +16,8 @@ with one command and review that diff like code.
   there is no Docker socket, and processes are attributed from a fixture proc root (`PROC`), never
   the host's /proc (PID 4242 may exist there).
 - Engine: fake engines (`inferwatch.lab.fake_openai`) that are healthy, answering 5xx, malformed, and
-  a port that refuses connections, each with a configured `model_version`. Ports appear in no label.
+  a port that refuses connections, each with a configured `model_version`. Ports appear in no label
+  but `inferwatch_engine_up`'s `target` (host:port), where the free port is written as `PORT`.
 - Probe: what `GET /probe` answers for a module against a fake engine with a fixed answer (a passing
   case, a failing assertion, a `similar` assertion with no embedder) and against a refusing port.
 - Served as in production (`kit.exporter.registry_for`: the component's families plus the kit's
@@ -130,6 +131,7 @@ def engine_exposition() -> str:
         refusing.close()
         for fake in fakes:
             fake.stop()
+    text = re.sub(r'target="127\.0\.0\.1:\d+"', 'target="127.0.0.1:PORT"', text)
     return header("engine exporter: healthy, 5xx, malformed /v1/models, connection refused") + normalise(text)
 
 

@@ -36,6 +36,7 @@ ROUTES = [  # (alert, severity, receiver)
     ("LLMEngineDown", None, "ml-platform-pager"),
     ("LLMEngineTargetDown", None, "ml-platform-pager"),
     ("LLMErrorRatioAnomalous", None, "ml-platform-tickets"),
+    ("LLMHTTPErrorRatioAnomalous", None, "ml-platform-tickets"),
     ("LLMCapacityExceeded", None, "ml-platform-tickets"),
     ("LLMEngineRestarted", None, "null"),
     ("LLMModelVersionChanged", None, "null"),

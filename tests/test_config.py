@@ -63,7 +63,7 @@ def test_unknown_section(tmp_path: Path) -> None:
     path = write(tmp_path, "gpu_exporter: {}\ngpu_exprter:\n  port: 1\n")
     assert error_of(path) == (
         f"{path}:2: gpu_exprter: unknown key (expected one of: gpu_exporter, engine_exporter, probe_exporter, "
-        "feedback_server, drift_exporter, log_exporter, logging, remediation, vllm_plugin, slo, cost)"
+        "feedback_server, drift_exporter, log_exporter, logging, remediation, scaler, vllm_plugin, slo, cost)"
     )
 
 
@@ -179,7 +179,7 @@ def test_cli_check_config_prints_effective_settings() -> None:
      "2: gpu_exporter.port: YAML tags are not supported (got '!custom')"),
     ("base: &b {port: 1}\n",
      "1: base: unknown key (expected one of: gpu_exporter, engine_exporter, probe_exporter, feedback_server, "
-     "drift_exporter, log_exporter, logging, remediation, vllm_plugin, slo, "
+     "drift_exporter, log_exporter, logging, remediation, scaler, vllm_plugin, slo, "
      "cost)"),
     ("gpu_exporter:\n  <<: {port: 1}\n",
      "2: gpu_exporter: YAML merge keys (<<) are not supported"),

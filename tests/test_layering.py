@@ -29,7 +29,7 @@ SIMULATOR_GATES = {"inferwatch.exporters.gpu.nvml", "inferwatch.exporters.gpu.li
 LAB_GATES = {"inferwatch.inject.command": {"inferwatch.lab.engine", "inferwatch.lab.engine.control"}}
 # The CLI names the lab's commands by module path; parsing loads only these argument modules.
 LAB_COMMAND_MODULES = {"inferwatch.lab", "inferwatch.lab.demo_command", "inferwatch.lab.engine",
-                       "inferwatch.lab.engine.command"}
+                       "inferwatch.lab.engine.command", "inferwatch.lab.drills", "inferwatch.lab.drills.command"}
 
 
 def modules() -> dict[str, Path]:

@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 _ENDPOINT = ("endpoint", "model_name", "role", "hostname")
 TABLE = FamilyTable("inferwatch_", [
-    Family("engine_up", "gauge", "1 if the endpoint's /health answered 200.", _ENDPOINT),
+    # `target` (host:port of the base URL, what Prometheus calls `instance` when it scrapes the
+    # engine) lets Alertmanager see this probe and a failed scrape of the same engine as one outage.
+    Family("engine_up", "gauge", "1 if the endpoint's /health answered 200.", (*_ENDPOINT, "target")),
     Family("engine_model_served", "gauge", "1 if the endpoint lists its configured model in /v1/models.", _ENDPOINT),
     Family("engine_probe_duration_seconds", "gauge", "Time the last probe took.", ("endpoint",)),
     Family("engine_probe_failures", "counter", "Failed probes by reason.", ("endpoint", "reason")),
@@ -60,6 +62,17 @@ TABLE = FamilyTable("inferwatch_", [
 
 WAIT_SLACK_SECONDS = 0.25  # the loop's own lag when it runs many probes at once
 LOG_EVERY_SECONDS = 60.0  # one debug line per endpoint and reason per minute
+
+
+def endpoint_target(endpoint: EndpointConfig) -> str:
+    """host:port of the endpoint's base URL (the scheme's default port when it names none)."""
+    try:
+        parts = urllib.parse.urlsplit(endpoint.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        host = parts.hostname or ""
+        return clean(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    except ValueError:
+        return ""
 
 
 def endpoint_hostname(endpoint: EndpointConfig) -> str:
@@ -210,7 +223,7 @@ class EngineCollector(Collector):
         for result in results:
             ep = result.endpoint
             key = {"endpoint": ep.name, "model_name": ep.model, "role": ep.role, "hostname": endpoint_hostname(ep)}
-            out.append(Sample("engine_up", key, float(result.healthy)))
+            out.append(Sample("engine_up", {**key, "target": endpoint_target(ep)}, float(result.healthy)))
             out.append(Sample("engine_model_served", key, float(result.healthy and result.serves_model)))
             out.append(Sample("engine_probe_duration_seconds", {"endpoint": ep.name}, result.duration))
             for served_model, max_len in result.served_models.items():

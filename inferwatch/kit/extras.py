@@ -18,6 +18,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "dashboards": ("grafanalib",),  # inferwatch dashboards build (the JSON ships built)
     "preview": ("matplotlib",),  # inferwatch dashboards preview
     "sentry": ("sentry_sdk",),  # error reports when $SENTRY_DSN is set (inferwatch.kit.sentry)
+    "scaler": ("grpc", "grpc_health"),  # inferwatch scaler (KEDA's external scaler; protobuf comes with them)
 }
 
 

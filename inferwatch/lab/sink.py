@@ -5,12 +5,13 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from typing import Any
 
 
 class WebhookSink:
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
+    def __init__(self, echo: bool = True) -> None:
+        self.received: list[dict[str, Any]] = []  # each alert of each notification, with `receiver` and `at`
         sink = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -24,10 +25,11 @@ class WebhookSink:
                     body = {}
                 for alert in body.get("alerts", []):
                     labels = alert.get("labels", {})
-                    sink.received.append({"receiver": self.path.strip("/"), **alert})
-                    print(f"  [notification -> {self.path.strip('/')}] {alert.get('status')}: "
-                          f"{labels.get('alertname')} {labels.get('model_name') or labels.get('hostname') or ''}",
-                          flush=True)
+                    sink.received.append({"receiver": self.path.strip("/"), "at": time.time(), **alert})
+                    if echo:
+                        print(f"  [notification -> {self.path.strip('/')}] {alert.get('status')}: "
+                              f"{labels.get('alertname')} {labels.get('model_name') or labels.get('hostname') or ''}",
+                              flush=True)
                 self.send_response(200)
                 self.end_headers()
 

@@ -73,6 +73,19 @@
       'for': '2m',
     },
 
+    // HTTP answers of vLLM's generation routes by status class (its http_requests_total): requests
+    // it rejects (4xx: over-long prompts, bad parameters after a client deploy) or fails (5xx) never
+    // reach a finish reason, so they get the same floor-factor-volume test against their own day.
+    httpErrorRatio: {
+      handlers: ['/v1/completions', '/v1/chat/completions', '/v1/responses', '/v1/messages'],
+      statuses: {
+        '5xx': { factor: 10, floor: 0.01, minEvents: 5 },
+        '4xx': { factor: 4, floor: 0.1, minEvents: 20 },
+      },
+      baselineWindow: '1d',
+      'for': '2m',
+    },
+
     // Latency SLA per model (seconds): the threshold is never above it, and crossing it always fires.
     sla: {
       ttftSeconds: { default: 2.0, overrides: {} },  // overrides: model_name -> seconds
@@ -105,7 +118,10 @@
     // Health and capacity (engine exporter and engine metrics).
     engine: {
       downFor: '2m',
-      targetDownFor: '1m',  // Prometheus' own up == 0 for an engine target (1-2 scrape intervals at 30s/60s)
+      // Prometheus' own up == 0 for an engine target. Longer than downFor: where the engine exporter
+      // probes the engine, its LLMEngineDown fires first and inhibits this one (same target), so one
+      // outage pages once (the fire drill found both paging at 1m and 2m).
+      targetDownFor: '3m',
       restartWindow: '10m',  // LLMEngineRestarted: a counter reset this recent
       seriesAbsentLookback: '6h',  // a model whose series existed this recently and are gone
       seriesAbsentFor: '5m',

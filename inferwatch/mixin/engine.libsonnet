@@ -20,7 +20,7 @@ local lib = import 'lib.libsonnet';
       {
         name: 'inferwatch.engine.alerts',
         rules: [
-          alert('LLMEngineDown', asTarget('inferwatch_engine_up{' + sel + '} == 0', 'endpoint', '[a-z]+://([^/]+).*'), 'critical',
+          alert('LLMEngineDown', 'inferwatch_engine_up{' + sel + '} == 0', 'critical',
                 'An LLM serving endpoint is down.',
                 'Endpoint {{ $labels.endpoint }} ({{ $labels.model_name }}, {{ $labels.role }}) on {{ $labels.hostname }} fails its /health probe.',
                 e.downFor),

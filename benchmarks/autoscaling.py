@@ -1,0 +1,251 @@
+"""Autoscaling benchmark: a week of Azure-trace demand through the fleet simulator, four controllers side by side.
+
+Controllers: this scaler (`inferwatch.scaler.policy.decide`, the function the gRPC server calls, actuated as
+KEDA -> HPA AverageValue with target 1), production-stack's KEDA rule (waiting > 5), ENOVA's rules, and static
+provisioning for the peak. Pod start-up 60 s and 180 s. Scored on TTFT-SLO attainment (share of requests
+with TTFT <= the SLO) and replica-hours (starting, serving and draining replicas).
+
+Targets: >= 99.9 % attainment with <= 60 % of static-peak replica-hours, and >= 30 % fewer replica-hours than
+each reactive rule at equal or better attainment.
+
+Scenarios: the policy was tuned on `conv` seed 1; `conv` seed 2 (other arrivals and day amplitudes) and
+`code` seed 1 (another trace: bursty, long prompts, short outputs) are held out.
+
+Run: .venv/bin/python benchmarks/autoscaling.py [--quick] [--curve benchmarks/data/vllm-cpu-curve.json]
+Writes docs/autoscaling.md and docs/autoscaling/*.png (not with --quick, which only prints the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inferwatch.lab.fleet import calibration, controllers
+from inferwatch.lab.fleet.capacity import capacity_at_slo
+from inferwatch.lab.fleet.demand import DAY, Demand, Envelope, build, load_trace
+from inferwatch.lab.fleet.simulator import Result, simulate
+from inferwatch.scaler import baselines
+from inferwatch.scaler.policy import parse_policy
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACES = Path("/work/shared/data/azure-llm-inference-2023")
+TICK = 15.0
+TTFT_SLO = 1.0
+OBJECTIVE = 0.999
+STARTUPS = (60.0, 180.0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    trace: str
+    seed: int
+    role: str
+
+
+SCENARIOS = (Scenario("conv", 1, "tuning"), Scenario("conv", 2, "held-out seed"),
+             Scenario("code", 1, "held-out trace"))
+
+
+@dataclass(frozen=True)
+class Window:
+    warmup_days: float
+    start: float
+    end: float
+    peak_replicas: float
+
+
+FULL = Window(7, 7 * DAY, 14 * DAY, 9)
+QUICK = Window(1, DAY + 6 * 3600, DAY + 12 * 3600, 4)
+
+
+def offered_history(demand: Demand, end: float, tick: float) -> list[float]:
+    """Offered requests/s over the trailing minute at every tick of [0, end): the pre-window history."""
+    counts = demand.counts(0.0, end, tick)
+    w = round(60.0 / tick)
+    trailing = np.convolve(counts, np.ones(w), mode="full")[:len(counts)]
+    shifted = np.concatenate([[0.0], trailing[:-1]])  # the value at tick g covers [g-w, g)
+    return (shifted / 60.0).tolist()
+
+
+def run_scenario(sc: Scenario, window: Window, curve: calibration.Curve, trace_dir: Path,
+                 overrides: dict[str, str] | None = None, scaler_only: bool = False) -> tuple[list[Result], dict]:
+    """All controllers (or only this scaler, for tuning) at both start-ups; `overrides` are policy metadata."""
+    trace = load_trace(trace_dir / f"{sc.trace}.csv")
+    capacity = capacity_at_slo(trace, curve, TTFT_SLO, quantile=0.99, seed=sc.seed)
+    envelope = Envelope(seed=sc.seed)
+    days = window.end / DAY
+    demand = build(trace, days, window.peak_replicas * capacity, envelope, seed=sc.seed,
+                   max_model_len=curve.max_model_len)
+    minute = demand.counts(window.start, window.end, 60.0) / 60.0
+    static = baselines.static_peak(float(minute.max()), capacity)
+    opening = float(demand.counts(window.start, window.start + 600.0, 600.0)[0]) / 600.0
+    initial = max(1, math.ceil(opening * 1.25 / capacity))
+    history = offered_history(demand, window.start, TICK)
+    max_replicas = 2 * static
+    results = []
+    for startup in STARTUPS:
+        policy = parse_policy({"model": "bench", "capacityPerReplica": f"{capacity:.6g}",
+                               "startupSeconds": f"{startup:g}s", "minReplicas": "1",
+                               "maxReplicas": str(max_replicas), **(overrides or {})})
+        runs = [
+            (controllers.Predictive(policy, history, 0.0, TICK, OBJECTIVE, max_replicas), initial),
+            (controllers.ProductionStack(max_replicas), initial),
+            (controllers.Enova(max_replicas, TICK), initial),
+            (controllers.Static(static), static),
+        ]
+        for controller, first in runs[:1] if scaler_only else runs:
+            result = simulate(demand, controller, curve, startup, window.start, window.end, TTFT_SLO, first,
+                              TICK, controller.name)
+            if isinstance(controller, controllers.Predictive):
+                result.extra["reasons"] = dict(controller.reasons)
+            results.append(result)
+    info = {"capacity": capacity, "static": static, "requests": len(demand.slice(window.start, window.end)[0]),
+            "peak_minute_rate": float(minute.max()), "mean_rate": float(minute.mean()), "demand": demand}
+    return results, info
+
+
+def table(results: list[Result]) -> list[str]:
+    rows = ["| start-up | controller | TTFT attainment | replica-hours | vs static-peak | p99 TTFT | scale events |",
+            "|---|---|---|---|---|---|---|"]
+    for startup in STARTUPS:
+        group = [r for r in results if r.startup_seconds == startup]
+        static = next(r for r in group if r.controller == "static-peak")
+        for r in group:
+            rows.append(f"| {startup:.0f} s | {r.controller} | {100 * r.attainment:.3f} % | {r.replica_hours:,.0f} "
+                        f"| {100 * r.replica_hours / static.replica_hours:.0f} % | {r.ttft_quantile(0.99):.2f} s "
+                        f"| {r.scale_events} |")
+    return rows
+
+
+def verdicts(results: list[Result]) -> list[str]:
+    out = []
+    for startup in STARTUPS:
+        group = {r.controller: r for r in results if r.startup_seconds == startup}
+        ours, static = group[controllers.Predictive.name], group["static-peak"]
+        share = ours.replica_hours / static.replica_hours
+        line = (f"- {startup:.0f} s start-up: attainment {100 * ours.attainment:.3f} % "
+                f"({'meets' if ours.attainment >= OBJECTIVE else 'misses'} 99.9 %), "
+                f"{100 * share:.0f} % of static-peak replica-hours ({'meets' if share <= 0.6 else 'misses'} <= 60 %)")
+        for name in (controllers.ProductionStack.name, controllers.Enova.name):
+            other = group[name]
+            saving = 1 - ours.replica_hours / other.replica_hours
+            better = ours.attainment >= other.attainment
+            met = saving >= 0.3 and better
+            line += (f"; vs {name} ({100 * other.attainment:.2f} %): {100 * abs(saving):.0f} % "
+                     f"{'fewer' if saving >= 0 else 'more'} replica-hours at {'equal or better' if better else 'worse'}"
+                     f" attainment ({'meets' if met else 'misses'} >= 30 % fewer)")
+        out.append(line)
+    return out
+
+
+def plot(demand: Demand, results: list[Result], window: Window, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(12, 7), sharex=False)
+    for ax, (lo, hi) in zip(axes, ((window.start, window.end), (window.start + 6 * 3600, window.start + 12 * 3600)),
+                            strict=True):
+        first = results[0].obs
+        ks = np.arange(int((lo - window.start) / TICK), int((hi - window.start) / TICK))
+        hours = (window.start + ks * TICK - window.start) / 3600.0
+        for r in results:
+            faint = r.controller.startswith("production-stack")  # it flaps between 1 and max; keep it readable
+            ax.step(hours, np.array(r.obs.total)[ks], where="post", label=r.controller,
+                    linewidth=0.6 if faint else 1.2, alpha=0.35 if faint else 1.0)
+        cap = results[0].extra.get("capacity")
+        rate = np.array(first.arrivals)[ks] / TICK
+        if cap:
+            smooth = np.convolve(rate, np.ones(4) / 4, mode="same")
+            ax.plot(hours, smooth / cap, color="grey", alpha=0.5, linewidth=0.8, label="offered demand / capacity")
+        ax.set_ylabel("replicas")
+        ax.set_xlabel("hours since Monday 00:00")
+        ax.grid(alpha=0.3)
+    axes[0].set_title(title)
+    axes[0].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="6 hours of one scenario at a small scale; no files")
+    parser.add_argument("--curve", default="gpu-illustrative",
+                        help="'gpu-illustrative' or a curve file from benchmarks/calibrate_fleet.py")
+    parser.add_argument("--traces", type=Path, default=TRACES)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "autoscaling.md")
+    args = parser.parse_args()
+    curve = calibration.GPU_ILLUSTRATIVE if args.curve == "gpu-illustrative" else calibration.load_curve(args.curve)
+    window = QUICK if args.quick else FULL
+    scenarios = SCENARIOS[:1] if args.quick else SCENARIOS
+    began = time.process_time()
+    lines = []
+    for sc in scenarios:
+        results, info = run_scenario(sc, window, curve, args.traces)
+        for r in results:
+            r.extra["capacity"] = info["capacity"]
+        head = (f"### {sc.trace} trace, seed {sc.seed} ({sc.role})\n\n{info['requests']:,} requests, mean "
+                f"{info['mean_rate']:.1f} req/s, peak minute {info['peak_minute_rate']:.1f} req/s; capacity "
+                f"{info['capacity']:.2f} req/s per replica (p99 TTFT <= {TTFT_SLO:g} s, one replica, Poisson); "
+                f"static-peak = {info['static']} replicas.\n")
+        block = [head, *table(results), "", *verdicts(results), ""]
+        print("\n".join(block), flush=True)
+        lines += block
+        if not args.quick:
+            for startup in STARTUPS:
+                group = [r for r in results if r.startup_seconds == startup]
+                name = f"{sc.trace}-seed{sc.seed}-startup{startup:.0f}.png"
+                plot(info["demand"], group, window, args.out.parent / "autoscaling" / name,
+                     f"{sc.trace} seed {sc.seed}, start-up {startup:.0f} s")
+                lines.append(f"![{name}](autoscaling/{name})\n")
+    cpu = time.process_time() - began
+    print(f"CPU time: {cpu:.0f} s", flush=True)
+    if not args.quick:
+        write_doc(args.out, curve, lines, cpu)
+
+
+def write_doc(path: Path, curve: calibration.Curve, lines: list[str], cpu: float) -> None:
+    doc = [
+        "# Autoscaling benchmark",
+        "",
+        "Generated by `benchmarks/autoscaling.py`; do not edit by hand.",
+        "",
+        f"Curve: `{curve.name}` ({curve.source}). TTFT SLO {TTFT_SLO:g} s, objective {100 * OBJECTIVE:g} %. "
+        f"Scaler poll / HPA sync {TICK:g} s. One week evaluated (Monday-Sunday) after a week of history. "
+        f"CPU time of the run: {cpu:.0f} s.",
+        "",
+        "Method: see the docstrings of `inferwatch/lab/fleet/demand.py` (multi-day demand from the one-hour "
+        "Azure traces), `inferwatch/lab/fleet/simulator.py` (the replica model) and `inferwatch/scaler/baselines.py`"
+        " (the reactive rules).",
+        "",
+        "Reading the numbers:",
+        "",
+        "- Capacity per replica is what one replica sustains with p99 TTFT within the SLO under Poisson arrivals "
+        "of the trace's lengths (`inferwatch/lab/fleet/capacity.py`), given to the scaler as "
+        "`capacityPerReplica`. In production it would be learned (`handled_max1w`) or set from a load test.",
+        "- Before the evaluated week the scaler's demand history is the offered demand (a fleet that kept up); "
+        "in the week it is what vLLM reports: completions per second over one minute, scraped every 15 s.",
+        "- production-stack's rule sizes on the queue alone: an empty queue asks for 0 replicas (clamped to 1), "
+        "so it sheds the fleet, overloads, and after the 300 s HPA stabilisation jumps back to the maximum.",
+        "- ENOVA waits for >= 50 pending requests over three minutes before it scales up and halves the fleet "
+        "only when it is nearly idle, so it runs close to saturation: cheap, but with seconds of p99 TTFT.",
+        "- static-peak is sized for the highest one-minute demand; on the bursty code trace even that misses "
+        "99.9 % (sub-minute bursts above it).",
+        "- The replica model is approximate (decode speed frozen at admission, one prefill lane per replica, "
+        "round-robin routing); see the simulator's docstring.",
+        "",
+        *lines,
+    ]
+    path.write_text("\n".join(doc) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
