@@ -144,7 +144,9 @@ def test_engine_outage_then_new_version(prometheus, vllm_engine, engine_exporter
     old_version = prometheus.query(f'inferwatch_model_version_info{{job="{job}"}}')[0]["metric"]["version"]
 
     vllm_engine.stop()
-    down = 'inferwatch_engine_up{endpoint="vllm-0",hostname="127.0.0.1",model_name="tiny-llama",role="primary"} 0.0'
+    target = vllm_engine.server.base_url.removeprefix("http://")
+    down = ('inferwatch_engine_up{endpoint="vllm-0",hostname="127.0.0.1",model_name="tiny-llama",role="primary",'
+            f'target="{target}"}} 0.0')
     assert down in scrape(engine_exporter.port), "the first scrape after the kill reports the engine down"
     prometheus.wait_for_series(f'inferwatch_engine_up{{job="{job}"}} == 0', timeout=15)
     assert prometheus.query_value(f'up{{job="{job}"}}') == 1, "the exporter itself stays up"
