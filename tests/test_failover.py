@@ -9,9 +9,7 @@ has the shipped tree with its group timers shortened and every receiver pointed 
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -26,39 +24,13 @@ from inferwatch.config import (
     RemediationConfig,
 )
 from inferwatch.exporters.engine import server as engine_server
+from inferwatch.lab.drills.stack import ControlPlane, quick_timers
 from inferwatch.lab.stack import Alertmanager, Prometheus, wait_until
 from inferwatch.remediate import server as remediate_server
 
 pytestmark = pytest.mark.slow
 
 MODEL = "tiny-llama"
-
-
-class Router(http.server.ThreadingHTTPServer):
-    """The traffic switch a real router (LiteLLM, production-stack) would be: POST /route {model, target}."""
-
-    def __init__(self) -> None:
-        self.target = {MODEL: "primary"}
-        self.changes: list[tuple[float, str]] = []
-        router = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                router.target[body["model"]] = body["target"]
-                router.changes.append((time.time(), body["target"]))
-                self.send_response(204)
-                self.end_headers()
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 def action(name: str, target: str, url: str, **extra: object) -> RemediationActionConfig:
@@ -72,7 +44,7 @@ def action(name: str, target: str, url: str, **extra: object) -> RemediationActi
 def alertmanager_config(remediator: str, token_file: Path) -> dict:
     """The shipped routing tree, timers shortened, every real receiver -> the remediation receiver."""
     config = yaml.safe_load(assets.alertmanager_config())
-    config["route"] = _quick(config["route"])
+    config["route"] = quick_timers(config["route"])
     hook = {"url": f"{remediator}/v1/alerts", "send_resolved": True,
             "http_config": {"authorization": {"credentials_file": str(token_file)}}}
     config["receivers"] = [r if set(r) == {"name"} else {"name": r["name"], "webhook_configs": [hook]}
@@ -80,17 +52,11 @@ def alertmanager_config(remediator: str, token_file: Path) -> dict:
     return config
 
 
-def _quick(route: dict) -> dict:
-    """The route and its children with 1 s group_wait and 2 s group_interval (the tree is unchanged)."""
-    timers = {k: v for k, v in (("group_wait", "1s"), ("group_interval", "2s")) if k in route or "receiver" in route}
-    return {**route, **timers, **({"routes": [_quick(r) for r in route["routes"]]} if "routes" in route else {})}
-
-
 @pytest.fixture
 def stack(vllm_engine, fake_engines, tmp_path: Path):
     started: list = []
     try:
-        router = Router()
+        router = ControlPlane(models=(MODEL,))
         started.append(router)
         token = tmp_path / "token"
         token.write_text("failover-secret\n")
@@ -118,7 +84,7 @@ def stack(vllm_engine, fake_engines, tmp_path: Path):
         yield vllm_engine, router, prometheus, tmp_path / "audit.jsonl"
     finally:
         for thing in reversed(started):
-            (thing.shutdown if isinstance(thing, Router) else thing.stop)()
+            thing.stop()
         if not vllm_engine.server.alive():
             vllm_engine.start()
 
@@ -143,7 +109,7 @@ def test_primary_down_fails_over_to_the_backup_and_back(stack) -> None:
     wait_until(lambda: firing_since(prometheus) is not None, 240, what="LLMEngineDown firing")
     fired_at = time.time()  # within one 1 s evaluation of `for: 2m` elapsing
     wait_until(lambda: router.target[MODEL] == "backup", 30, what="traffic on the backup")
-    switched_at = router.changes[-1][0]
+    switched_at = router.events[-1][0]
     assert switched_at - fired_at < 1 + 5, "one evaluation plus Alertmanager's group_wait and delivery"
     assert prometheus.query_value('inferwatch_model_healthy_endpoints{model_name="tiny-llama", role="backup"}') == 1
 
@@ -152,4 +118,4 @@ def test_primary_down_fails_over_to_the_backup_and_back(stack) -> None:
     records = [json.loads(line) for line in audit.read_text().splitlines()]
     assert [r["action"] for r in records if r.get("result") == "succeeded"] == ["failover", "failback"]
     print(f"\nfailover: down -> firing {fired_at - down_at:.0f} s (for: 2m), firing -> backup "
-          f"{switched_at - fired_at:.1f} s; primary back -> failback {router.changes[-1][0] - switched_at:.0f} s")
+          f"{switched_at - fired_at:.1f} s; primary back -> failback {router.events[-1][0] - switched_at:.0f} s")

@@ -40,8 +40,8 @@ class ControlPlane(http.server.ThreadingHTTPServer):
     """What the remediation actions talk to: a router (POST /route {model, target}) and a deployer
     (POST /rollback {model}, which calls the drill's rollback hook)."""
 
-    def __init__(self) -> None:
-        self.target: dict[str, str] = {MODEL_A: "primary"}
+    def __init__(self, models: tuple[str, ...] = (MODEL_A,)) -> None:
+        self.target: dict[str, str] = dict.fromkeys(models, "primary")
         self.rollbacks: dict[str, Callable[[], None]] = {}
         self.events: list[tuple[float, str, str]] = []  # (time, path, model)
         plane = self
@@ -97,7 +97,7 @@ def alertmanager_config(sink_url: str, remediator_url: str, token_file: Path) ->
     """The shipped tree (timers shortened); each real receiver posts to the sink (under its own
     name, so the drill sees who got what) and to the remediation receiver."""
     config = yaml.safe_load(assets.alertmanager_config())
-    config["route"] = _quick(config["route"])
+    config["route"] = quick_timers(config["route"])
     remediator = {"url": f"{remediator_url}/v1/alerts", "send_resolved": True,
                   "http_config": {"authorization": {"credentials_file": str(token_file)}}}
     config["receivers"] = [
@@ -107,10 +107,10 @@ def alertmanager_config(sink_url: str, remediator_url: str, token_file: Path) ->
     return config
 
 
-def _quick(route: dict[str, Any]) -> dict[str, Any]:
+def quick_timers(route: dict[str, Any]) -> dict[str, Any]:
     """Every route of the tree with 1 s group_wait and 2 s group_interval; nothing else changes."""
     timers = {"group_wait": "1s", "group_interval": "2s"} if ("group_wait" in route or "receiver" in route) else {}
-    children = {"routes": [_quick(r) for r in route["routes"]]} if "routes" in route else {}
+    children = {"routes": [quick_timers(r) for r in route["routes"]]} if "routes" in route else {}
     return {**route, **timers, **children}
 
 
