@@ -70,9 +70,9 @@ DRILLS: tuple[Drill, ...] = (
     ),
     Drill(
         "error-burst", "a",
-        "a burst of requests that vLLM finishes with an error, amid normal traffic on drill-a",
-        expect=(Expect("LLMErrorRatioAnomalous", "ml-platform-tickets", A),),
-        quiet=(Quiet("LLMEngineDown", A), Quiet("LLMTimeToFirstTokenSLABreach", A)),
+        "2 req/s of prompts over max_model_len, which vLLM rejects with HTTP 400, amid normal traffic on drill-a",
+        expect=(Expect("LLMHTTPErrorRatioAnomalous", "ml-platform-tickets", {**A, "status": "4xx"}),),
+        quiet=(Quiet("LLMEngineDown", A), Quiet("LLMTimeToFirstTokenSLABreach", A), Quiet("LLMErrorRatioAnomalous", A)),
         note="resolves once the errors leave the rule's 5-minute window",
     ),
     Drill(

@@ -34,6 +34,10 @@ from inferwatch.lab.sink import WebhookSink
 from inferwatch.lab.stack import Alertmanager, Prometheus
 
 TOKEN = "drill-remediation-token"
+# One core per vLLM worker. vLLM's auto binding pins every CPU worker's OpenMP threads to core 0
+# (core 1 is "reserved"): with both servers there, a SIGKILLed one restarted next to the busy other
+# never reached /health within 200 s; on cores of their own the restart is up in about 60 s.
+WORKER_CORES = {MODEL_A: "0", MODEL_B: "1"}
 
 
 class ControlPlane(http.server.ThreadingHTTPServer):
@@ -126,6 +130,7 @@ class DrillStack:
     nvml: Any = None  # the simulated NVML behind the GPU exporter
     audit_path: Path | None = None
     _starts: dict[str, int] = field(default_factory=dict)
+    _since: float = field(default_factory=time.time)
 
     def start(self) -> DrillStack:
         from inferwatch.exporters.engine import server as engine_server
@@ -191,7 +196,8 @@ class DrillStack:
         self._starts[model] = self._starts.get(model, 0) + 1
         workdir = self.root / model / f"start-{self._starts[model]}"
         workdir.mkdir(parents=True, exist_ok=True)
-        server = VllmServer(runtime.ensure_tiny_model(0), workdir, model, port, **options)
+        env = {"VLLM_CPU_OMP_THREADS_BIND": WORKER_CORES[model]}
+        server = VllmServer(runtime.ensure_tiny_model(0), workdir, model, port, env=env, **options)
         self.engines[model] = server.start()
         return server
 
@@ -204,6 +210,7 @@ class DrillStack:
         for server in self.engines.values():
             server.stop()
         self.started.clear()
+        remove_orphaned_shared_memory(self._since)
 
     def _keep(self, thing: Any) -> Any:
         self.started.append(thing)
@@ -213,3 +220,29 @@ class DrillStack:
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def remove_orphaned_shared_memory(since: float) -> list[Path]:
+    """Delete the /dev/shm segments (multiprocessing `psm_*`) that vLLM processes created since
+    `since` and that no live process still maps: a SIGKILLed server leaves 160-250 MB behind."""
+    shm = Path("/dev/shm")
+    candidates = {p for p in shm.glob("psm_*") if _mtime(p) >= since}
+    if not candidates:
+        return []
+    mapped: set[str] = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            mapped.update(line.split()[-1] for line in maps.read_text().splitlines() if "/dev/shm/" in line)
+        except OSError:  # the process went away, or is not ours to read
+            continue
+    removed = [p for p in sorted(candidates) if str(p) not in mapped]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
