@@ -73,7 +73,7 @@ def test_drill_command_lists_and_refuses_unknown(capsys) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("INFERWATCH_DRILLS") != "1",
-                    reason="the full drill run (~12 min, two vLLM servers) is opt-in until it has passed in CI: "
+                    reason="the full drill run (~15 min, two vLLMs) is opt-in until it passes (docs/fire-drills.md): "
                            "INFERWATCH_DRILLS=1")
 def test_drill_all(engine_runtime, tmp_path: Path) -> None:
     from inferwatch.lab.drills.session import drill_session

@@ -1018,3 +1018,26 @@ def test_fleet_week(weeks: dict[str, PromtoolRun]) -> None:
 @pytest.mark.parametrize("slo", ["availability", "ttft", "itl"])
 def test_slo_week(weeks: dict[str, PromtoolRun], slo: str) -> None:
     weeks[f"slo-{slo}"].assert_passed()
+
+
+def test_engine_down_holds_across_failed_exporter_scrapes(tmp_path: Path) -> None:
+    """A failed scrape marks every series of the exporter stale; one failed scrape a minute (30 s
+    interval) must not restart LLMEngineDown's or LLMModelUnavailable's `for`, as it did in the fire
+    drill on a busy machine. Once the exporter is gone for good, the held report expires (2m)."""
+    labels = {"job": "inferwatch-engine", "endpoint": "e1", "model_name": "m1", "role": "primary", "hostname": "h1"}
+    down = "inferwatch_engine_up{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+    healthy = 'inferwatch_model_healthy_endpoints{job="inferwatch-engine",model_name="m1",role="primary"}'
+    # 30 s steps: 10 minutes up; 10 minutes down with every other scrape failed; then no exporter.
+    flaky = lambda up, down_: " ".join([up] * 20 + [down_, "stale"] * 10 + ["stale"])  # noqa: E731
+    series = {down: flaky("1", "0"), healthy: flaky("1", "0")}
+    unavailable = {"model_name": "m1"}
+    checks = [
+        {"eval_time": "9m", "alertname": "LLMEngineDown", "exp_alerts": []},
+        {"eval_time": "13m", "alertname": "LLMEngineDown", "exp_alerts": [_expected_alert(ALERTS, "LLMEngineDown", labels, 0)]},
+        {"eval_time": "19m30s", "alertname": "LLMEngineDown", "exp_alerts": [_expected_alert(ALERTS, "LLMEngineDown", labels, 0)]},
+        {"eval_time": "13m", "alertname": "LLMModelUnavailable",
+         "exp_alerts": [_expected_alert(ALERTS, "LLMModelUnavailable", unavailable, 0)]},
+        {"eval_time": "23m", "alertname": "LLMEngineDown", "exp_alerts": []},
+    ]
+    files = rule_subset(RULE_FILES, {"engine"}, tmp_path / "rules")
+    run_promtool(tmp_path / "gaps.yaml", promtool_test(files, series, "30s", checks))

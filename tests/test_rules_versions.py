@@ -1,6 +1,7 @@
 """The version comparison (mixin area `versions`) under promtool: two days at one-minute steps, every model
 changing from v1 to v2 on the second day at 14:00. Inputs are the recorded per-model series the area reads
-(serving's p95s, request and finish-reason rates) and the engine exporter's version series."""
+(serving's p95s, request and finish-reason rates) and the engine exporter's version and up series; each
+endpoint is down for the two minutes before the change (a restart with the new model directory)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def version_series() -> dict[str, str]:
             out[sel("inferwatch_model_version_info", **exporter, version=version, source="config")] = values(
                 alive, MINUTE, END)
         out[sel("inferwatch_model_version_since_timestamp_seconds", **exporter)] = values(step(0, F), MINUTE, END)
+        up = {**exporter, "role": "primary", "hostname": "engine", "target": "engine:8000"}
+        out[sel("inferwatch_engine_up", **up)] = values(lambda t: 0 if F - 2 * MINUTE <= t < F else 1, MINUTE, END)
     return out
 
 
@@ -79,7 +82,8 @@ def expr_checks() -> list[dict]:
     ttft = "model_name:llm_time_to_first_token_seconds:previous_p95_rate5m_avg30m"
     return [
         {"expr": previous + '{model_name="m1"}', "eval_time": at(F + 40 * MINUTE),
-         "exp_samples": [{"labels": previous + '{model_name="m1",version="v1"}', "value": F - MINUTE}]},
+         # v1 was last settled before its endpoint went down (the restart, F - 2m .. F), not up to the change.
+         "exp_samples": [{"labels": previous + '{model_name="m1",version="v1"}', "value": F - 3 * MINUTE}]},
         {"expr": f"round({z}, 0.01)", "eval_time": at(F + 40 * MINUTE),
          "exp_samples": [{"labels": '{model_name="m4",version="v2"}', "value": 5.52},
                          {"labels": '{model_name="m5",version="v2"}', "value": 1.35}]},

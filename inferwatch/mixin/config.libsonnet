@@ -118,6 +118,10 @@
     // Health and capacity (engine exporter and engine metrics).
     engine: {
       downFor: '2m',
+      // The exporter's last reported state is held this long across its failed scrapes: a scrape
+      // timeout marks every series stale, which restarted LLMEngineDown's `for` (the fire drill, on
+      // a busy machine, saw it pending for minutes and never firing).
+      scrapeGapTolerance: '2m',
       // Prometheus' own up == 0 for an engine target. Longer than downFor: where the engine exporter
       // probes the engine, its LLMEngineDown fires first and inhibits this one (same target), so one
       // outage pages once (the fire drill found both paging at 1m and 2m).

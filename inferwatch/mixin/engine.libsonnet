@@ -20,11 +20,11 @@ local lib = import 'lib.libsonnet';
       {
         name: 'inferwatch.engine.alerts',
         rules: [
-          alert('LLMEngineDown', 'inferwatch_engine_up{' + sel + '} == 0', 'critical',
+          alert('LLMEngineDown', 'last_over_time(inferwatch_engine_up{' + sel + '}[' + e.scrapeGapTolerance + ']) == 0', 'critical',
                 'An LLM serving endpoint is down.',
                 'Endpoint {{ $labels.endpoint }} ({{ $labels.model_name }}, {{ $labels.role }}) on {{ $labels.hostname }} fails its /health probe.',
                 e.downFor),
-          alert('LLMModelUnavailable', 'sum by (model_name) (inferwatch_model_healthy_endpoints{' + sel + '}) == 0',
+          alert('LLMModelUnavailable', 'sum by (model_name) (last_over_time(inferwatch_model_healthy_endpoints{' + sel + '}[' + e.scrapeGapTolerance + '])) == 0',
                 'critical', 'A model has no healthy endpoint.',
                 'No endpoint serving {{ $labels.model_name }} is healthy: every request for it fails.', e.modelUnavailableFor),
           alert('LLMModelRedundancyLow',

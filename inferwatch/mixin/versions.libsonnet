@@ -5,8 +5,9 @@
 // endpoint serves, the model's signals are that version's. Recorded: the served-version count per
 // model, the sole version, its age (inferwatch_model_version_since_timestamp_seconds, restamped by the
 // exporter on a change), `settled` (sole for `window` + rateWindow, so a window holds no sample of the
-// old version), each metric's mean over `window` labelled with the settled version, and the previous
-// version's last such mean (the window ending just before it stopped being the only one served).
+// old version; every endpoint up throughout), each metric's mean over `window` labelled with the
+// settled version, and the previous version's last such mean (the window ending just before it
+// stopped being the only one served, or before its endpoints went down for the change).
 // During a canary (two versions at once) nothing is attributed: no comparison until it completes.
 // Alert: LLMNewVersionWorse (latency p95 relative + absolute; error ratio relative + two-proportion
 // z-test), within compareWithin of the change, with enough requests on both sides.
@@ -19,6 +20,7 @@ local lib = import 'lib.libsonnet';
   local w = v.window,
   local info = 'inferwatch_model_version_info{' + c.engineExporterSelector + '}',
   local since = 'inferwatch_model_version_since_timestamp_seconds{' + c.engineExporterSelector + '}',
+  local up = 'inferwatch_engine_up{' + c.engineExporterSelector + '}',
   local settleSeconds = lib.seconds(w) + lib.seconds(c.rateWindow),
   local errors = 'finished_reason=~"' + lib.anyOf(v.errorReasons) + '"',
 
@@ -126,8 +128,10 @@ local lib = import 'lib.libsonnet';
           },
           { record: names.age, expr: 'time() - max by (model_name) (' + since + ')' },
           {
-            // The only version for window + rateWindow (the restamped since-timestamp), and no
-            // second version in that time (a canary endpoint removed rather than reverted).
+            // The only version for window + rateWindow (the restamped since-timestamp), no second
+            // version in that time (a canary endpoint removed rather than reverted), and every endpoint
+            // of the model up throughout: the exporter keeps reporting a down endpoint's last version,
+            // and a window holding an outage or a restart's drain measures the outage, not the version.
             record: names.settled,
             expr: lib.fmt(|||
               %(current)s
@@ -135,8 +139,10 @@ local lib = import 'lib.libsonnet';
               %(age)s >= %(settle)s
               and on (model_name)
               max_over_time(%(count)s[%(settleWindow)s]) == 1
+              and on (model_name)
+              min by (model_name) (min_over_time(%(up)s[%(settleWindow)s])) == 1
             |||, { current: names.current, age: names.age, settle: settleSeconds, count: names.count,
-                   settleWindow: lib.duration(settleSeconds) }),
+                   settleWindow: lib.duration(settleSeconds), up: up }),
           },
           { record: names.settledAt, expr: '0 * ' + names.settled + ' + time()' },
           {

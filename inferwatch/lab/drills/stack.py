@@ -38,6 +38,9 @@ TOKEN = "drill-remediation-token"
 # (core 1 is "reserved"): with both servers there, a SIGKILLed one restarted next to the busy other
 # never reached /health within 200 s; on cores of their own the restart is up in about 60 s.
 WORKER_CORES = {MODEL_A: "0", MODEL_B: "1"}
+# ... and below the watchers: with both cores busy serving, the engine exporter's scrapes took up to
+# 3.5 s (timeouts, gaps in inferwatch_engine_up that reset LLMEngineDown's `for`).
+ENGINE_NICENESS = 10
 
 
 class ControlPlane(http.server.ThreadingHTTPServer):
@@ -197,7 +200,8 @@ class DrillStack:
         workdir = self.root / model / f"start-{self._starts[model]}"
         workdir.mkdir(parents=True, exist_ok=True)
         env = {"VLLM_CPU_OMP_THREADS_BIND": WORKER_CORES[model]}
-        server = VllmServer(runtime.ensure_tiny_model(0), workdir, model, port, env=env, **options)
+        server = VllmServer(runtime.ensure_tiny_model(0), workdir, model, port, env=env, niceness=ENGINE_NICENESS,
+                            **options)
         self.engines[model] = server.start()
         return server
 

@@ -79,14 +79,14 @@ def ensure_venv() -> Path:
     return venv_python()
 
 
-def ensure_tiny_model(seed: int = 0) -> Path:
-    """Build (once) the tiny random-weight model for this seed; return its directory."""
-    out = home() / "models" / f"tiny-llama-seed{seed}"
+def ensure_tiny_model(seed: int = 0, size: str = "tiny") -> Path:
+    """Build (once) the random-weight model of this seed and size (tiny_model.SIZES); return its directory."""
+    out = home() / "models" / f"{size}-llama-seed{seed}"
     if (out / "model.safetensors").exists():
         return out
     python = ensure_venv()
-    result = subprocess.run([str(python), "-m", "inferwatch.lab.engine.tiny_model", str(out), "--seed", str(seed)],
-                            capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    build = [str(python), "-m", "inferwatch.lab.engine.tiny_model", str(out), "--seed", str(seed), "--size", size]
+    result = subprocess.run(build, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if result.returncode != 0:
         raise EngineUnavailable(f"building the tiny model failed:\n{result.stderr[-2000:]}")
     return out

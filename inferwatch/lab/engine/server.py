@@ -33,6 +33,9 @@ class VllmServer:
     kv_cache_bytes: int = KV_CACHE_BYTES
     env: dict[str, str] = field(default_factory=dict)  # e.g. INFERWATCH_CONFIG for the plugin
     extra_args: list[str] = field(default_factory=list)  # more `vllm serve` flags (e.g. --enable-log-requests)
+    # Scheduling priority (nice) of the server and the processes it spawns: on a small machine a busy
+    # engine otherwise starves the exporters and Prometheus that watch it (scrapes time out).
+    niceness: int = 0
     process: ManagedProcess | None = None
 
     @property
@@ -67,7 +70,8 @@ class VllmServer:
             "DO_NOT_TRACK": "1", "VLLM_CACHE_ROOT": str(self.workdir / "vllm-cache"),
             "TOKENIZERS_PARALLELISM": "false", **self.env,
         }
-        self.process = ManagedProcess(f"vllm-{self.port}", self.command(), self.workdir, env=env).start()
+        command = (["nice", "-n", str(self.niceness)] if self.niceness else []) + self.command()
+        self.process = ManagedProcess(f"vllm-{self.port}", command, self.workdir, env=env).start()
         self.process.wait_ready(self._healthy, timeout, what=f"vLLM /health on port {self.port}")
         return self
 

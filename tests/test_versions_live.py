@@ -1,0 +1,164 @@
+"""LLMNewVersionWorse on real versions: one real vLLM restarted with another model directory under the same
+open-loop load, the engine exporter fingerprinting each directory (version = content hash), Prometheus
+evaluating the mixin every second. v1 is the tiny model; v2 a deliberately slower one (tiny_model's
+`large`: more and wider layers), which must fire; v3 the same architecture as v2 with other weights
+(an equal pair), which must stay quiet while the comparison is in place.
+
+The shipped windows make a version settle for 35 minutes (window 30m + rate window 5m) before it is
+compared, so the mixin is rendered here with the time constants compressed (rate window 30s, window 1m,
+`for` 30s: settled after 90 s). Every expression, factor, floor and guard is the shipped one;
+test_rules_versions.py covers the shipped windows in promtool.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from inferwatch import rules
+from inferwatch.config import EndpointConfig, EngineExporterConfig
+from inferwatch.exporters.engine import server as engine_server
+from inferwatch.lab.drills.load import Load
+from inferwatch.lab.engine.server import VllmServer
+from inferwatch.lab.stack import Prometheus, wait_until
+
+pytestmark = pytest.mark.slow
+
+MODEL = "versioned"
+RATE = 3.0  # requests/s, Poisson, one load across every version
+COMPRESSED = ("{_config+:: {rateWindow: '30s', slo+: {windows: ['30s'] + super.windows},"
+              " versions+: {window: '1m', 'for': '30s'}}}")
+SETTLE = 90  # window + rate window
+ALERT = "LLMNewVersionWorse"
+TTFT = "model_name_version:llm_time_to_first_token_seconds:p95_rate30s_avg1m"
+TTFT_PREV = "model_name:llm_time_to_first_token_seconds:previous_p95_rate30s_avg1m"
+ITL = "model_name_version:llm_inter_token_latency_seconds:p95_rate30s_avg1m"
+ITL_PREV = "model_name:llm_inter_token_latency_seconds:previous_p95_rate30s_avg1m"
+
+
+def compressed_rule_files(folder: Path) -> list[Path]:
+    mixin = rules.evaluate(COMPRESSED)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for key in ("prometheusRules", "prometheusAlerts"):
+        path = folder / f"{key}.yaml"
+        path.write_text(yaml.safe_dump(mixin[key], sort_keys=False))
+        paths.append(path)
+    return paths
+
+
+class Versions:
+    """One model, one endpoint, restarted with a new model directory per version, under steady load."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.server: VllmServer | None = None
+        self.load: Load | None = None
+        self.starts = 0
+
+    def serve(self, model_dir: Path) -> None:
+        """Replace the server in place (same port); the load keeps running across the restart, as
+        traffic would: stopping it first would drain the old version's last window."""
+        port = self.server.port if self.server else 0
+        if self.server:
+            self.server.stop()
+        self.starts += 1
+        workdir = self.root / f"start-{self.starts}"
+        workdir.mkdir(parents=True)
+        self.server = VllmServer(model_dir, workdir, MODEL, port, niceness=10).start()
+        if not self.load:
+            self.load = Load(self.server.base_url, MODEL, RATE, prompt_tokens=32, output_tokens=32, seed=7).start()
+
+    def stop(self) -> None:
+        if self.load:
+            self.load.stop()
+            self.load = None
+        if self.server:
+            self.server.stop()
+
+
+@pytest.fixture
+def stack(engine_runtime, tmp_path: Path):
+    from inferwatch.lab.engine import runtime
+
+    models = [runtime.ensure_tiny_model(0), runtime.ensure_tiny_model(0, "large"),
+              runtime.ensure_tiny_model(1, "large")]
+    versions = Versions(tmp_path / "vllm")
+    started: list = []
+    try:
+        versions.serve(models[0])
+        exporter = engine_server.start(EngineExporterConfig(
+            listen_address="127.0.0.1", port=0, model_dirs_allowed=[str(runtime.home() / "models")],
+            endpoints=[EndpointConfig("vllm", versions.server.base_url, MODEL, role="primary")]))
+        started.append(exporter)
+        prometheus = Prometheus(tmp_path / "prometheus", rule_files=[str(p) for p in
+                                                                     compressed_rule_files(tmp_path / "rules")])
+        prometheus.scrape_configs = [
+            {"job_name": "vllm", "static_configs": [{"targets": [versions.server.base_url.removeprefix("http://")]}]},
+            {"job_name": "inferwatch-engine", "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]},
+        ]
+        started.append(prometheus.start())
+        yield versions, models, prometheus
+    finally:
+        versions.stop()
+        for thing in reversed(started):
+            thing.stop()
+
+
+def served_version(prometheus: Prometheus) -> str | None:
+    found = prometheus.query(f'inferwatch_model_version_info{{model_name="{MODEL}"}}')
+    return found[0]["metric"]["version"] if len(found) == 1 else None
+
+
+def wait_settled(prometheus: Prometheus, version: str) -> float:
+    """Wait for `version` to be the settled one; return when it settled."""
+    expr = f'model_name_version:inferwatch_model_version:settled{{model_name="{MODEL}",version="{version}"}}'
+    prometheus.wait_for_series(expr, timeout=SETTLE + 60)
+    return time.time()
+
+
+def change_to(versions: Versions, prometheus: Prometheus, model_dir: Path, old: str) -> str:
+    versions.serve(model_dir)
+    new = wait_until(lambda: (v := served_version(prometheus)) and v != old and v, 60,
+                     what="the engine exporter reporting the new model directory's version")
+    return new
+
+
+def value(prometheus: Prometheus, expr: str) -> float:
+    found = prometheus.query_value(f'{expr}{{model_name="{MODEL}"}}')
+    assert found is not None, f"{expr} not recorded"
+    return found
+
+
+def test_slower_version_fires_and_an_equal_pair_stays_quiet(stack) -> None:
+    versions, (_tiny, large, large_again), prometheus = stack
+    v1 = wait_until(lambda: served_version(prometheus), 60, what="the first version")
+    wait_settled(prometheus, v1)
+    time.sleep(15)  # v1's last window: a full minute of its own traffic behind it
+
+    v2 = change_to(versions, prometheus, large, v1)
+    wait_settled(prometheus, v2)
+    alert = wait_until(lambda: next((a for a in prometheus.alerts() if a["labels"].get("alertname") == ALERT
+                                     and a["labels"].get("version") == v2 and a["state"] == "firing"), None),
+                       90, what=f"{ALERT} firing for the slower version")
+    assert alert["labels"]["previous_version"] == v1
+    assert alert["labels"]["metric"] in {"ttft_p95", "itl_p95"}
+    slower = {"ttft": value(prometheus, TTFT) / value(prometheus, TTFT_PREV),
+              "itl": value(prometheus, ITL) / value(prometheus, ITL_PREV)}
+    assert max(slower.values()) > 1.25, slower
+    print(f"\n{v1} -> {v2}: {alert['labels']['metric']} fired, {slower}")
+
+    v3 = change_to(versions, prometheus, large_again, v2)
+    settled = wait_settled(prometheus, v3)
+    time.sleep(60)  # twice `for`: a sustained breach would be firing by now
+    previous = prometheus.query(f'model_name_version:inferwatch_model_version:previous{{model_name="{MODEL}"}}')
+    assert [p["metric"]["version"] for p in previous] == [v2], "the comparison is in place: v3 against v2"
+    equal = {"ttft": value(prometheus, TTFT) / value(prometheus, TTFT_PREV),
+             "itl": value(prometheus, ITL) / value(prometheus, ITL_PREV)}
+    fired = prometheus.query_range(f'ALERTS{{alertname="{ALERT}",model_name="{MODEL}",version="{v3}"}}',
+                                   settled - SETTLE, time.time(), 1)
+    assert fired == [], f"{ALERT} for an equal pair ({equal}): {fired}"
+    print(f"{v2} -> {v3}: quiet, {equal}")
