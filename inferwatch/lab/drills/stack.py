@@ -171,8 +171,11 @@ class DrillStack:
             self.sink.url, remediator.url.removesuffix("/metrics"), token_file)).start())
         (self.root / "rules").mkdir(exist_ok=True)
         rules = assets.write_rule_files(self.root / "rules")
+        # Prometheus sends alerts valid for 4x the resend delay: at 1 s, a send held up 4 s on the busy
+        # machine let Alertmanager resolve a still-firing LLMEngineDown (a failback to a dead primary).
         prometheus = Prometheus(self.root / "prometheus", scrape_interval="1s", evaluation_interval="1s",
-                                alertmanager_urls=[am.url], rule_files=[str(p) for p in rules])
+                                alertmanager_urls=[am.url], rule_files=[str(p) for p in rules],
+                                alert_resend_delay="5s")
         prometheus.scrape_configs = [
             {"job_name": "vllm", "static_configs": [{"targets": [e.base_url.removeprefix("http://")
                                                                  for e in self.engines.values()]}]},
