@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from inferwatch import rules
 from inferwatch.config import EndpointConfig, EngineExporterConfig
@@ -41,13 +40,8 @@ ITL_PREV = "model_name:llm_inter_token_latency_seconds:previous_p95_rate30s_avg1
 
 def compressed_rule_files(folder: Path) -> list[Path]:
     mixin = rules.evaluate(COMPRESSED)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for key in ("prometheusRules", "prometheusAlerts"):
-        path = folder / f"{key}.yaml"
-        path.write_text(yaml.safe_dump(mixin[key], sort_keys=False))
-        paths.append(path)
-    return paths
+    rules.write({path: rules.to_yaml(mixin[key]) for key, path in rules.OUTPUTS.items()}, folder)
+    return [folder / path for path in rules.OUTPUTS.values()]
 
 
 class Versions:
@@ -82,8 +76,7 @@ class Versions:
 
 @pytest.fixture
 def stack(engine_runtime, tmp_path: Path):
-    from inferwatch.lab.engine import runtime
-
+    runtime = engine_runtime
     models = [runtime.ensure_tiny_model(0), runtime.ensure_tiny_model(0, "large"),
               runtime.ensure_tiny_model(1, "large")]
     versions = Versions(tmp_path / "vllm")
@@ -122,15 +115,20 @@ def wait_settled(prometheus: Prometheus, version: str) -> float:
 
 def change_to(versions: Versions, prometheus: Prometheus, model_dir: Path, old: str) -> str:
     versions.serve(model_dir)
-    new = wait_until(lambda: (v := served_version(prometheus)) and v != old and v, 60,
-                     what="the engine exporter reporting the new model directory's version")
-    return new
+    return wait_until(lambda: (v := served_version(prometheus)) and v != old and v, 60,
+                      what="the engine exporter reporting the new model directory's version")
 
 
 def value(prometheus: Prometheus, expr: str) -> float:
     found = prometheus.query_value(f'{expr}{{model_name="{MODEL}"}}')
     assert found is not None, f"{expr} not recorded"
     return found
+
+
+def ratios(prometheus: Prometheus) -> dict[str, float]:
+    """New / previous version's p95s, as the alert compares them."""
+    return {"ttft": value(prometheus, TTFT) / value(prometheus, TTFT_PREV),
+            "itl": value(prometheus, ITL) / value(prometheus, ITL_PREV)}
 
 
 def test_slower_version_fires_and_an_equal_pair_stays_quiet(stack) -> None:
@@ -146,8 +144,7 @@ def test_slower_version_fires_and_an_equal_pair_stays_quiet(stack) -> None:
                        90, what=f"{ALERT} firing for the slower version")
     assert alert["labels"]["previous_version"] == v1
     assert alert["labels"]["metric"] in {"ttft_p95", "itl_p95"}
-    slower = {"ttft": value(prometheus, TTFT) / value(prometheus, TTFT_PREV),
-              "itl": value(prometheus, ITL) / value(prometheus, ITL_PREV)}
+    slower = ratios(prometheus)
     assert max(slower.values()) > 1.25, slower
     print(f"\n{v1} -> {v2}: {alert['labels']['metric']} fired, {slower}")
 
@@ -156,8 +153,7 @@ def test_slower_version_fires_and_an_equal_pair_stays_quiet(stack) -> None:
     time.sleep(60)  # twice `for`: a sustained breach would be firing by now
     previous = prometheus.query(f'model_name_version:inferwatch_model_version:previous{{model_name="{MODEL}"}}')
     assert [p["metric"]["version"] for p in previous] == [v2], "the comparison is in place: v3 against v2"
-    equal = {"ttft": value(prometheus, TTFT) / value(prometheus, TTFT_PREV),
-             "itl": value(prometheus, ITL) / value(prometheus, ITL_PREV)}
+    equal = ratios(prometheus)
     fired = prometheus.query_range(f'ALERTS{{alertname="{ALERT}",model_name="{MODEL}",version="{v3}"}}',
                                    settled - SETTLE, time.time(), 1)
     assert fired == [], f"{ALERT} for an equal pair ({equal}): {fired}"
