@@ -150,3 +150,11 @@ def test_stream_events_of_any_shape_parse_or_raise_valueerror(data: bytes) -> No
     except ValueError:
         return  # counted as a `protocol` error by send()
     assert has_text is False and tokens is None
+
+
+def test_a_token_that_decodes_to_no_text_is_still_a_token() -> None:
+    from inferwatch.inject.client import parse_event
+
+    assert parse_event(b'{"choices": [{"index": 0, "text": ""}]}') == (True, None)
+    assert parse_event(b'{"choices": [{"index": 0, "text": null}]}') == (False, None)
+    assert parse_event(b'{"choices": [], "usage": {"completion_tokens": 2}}') == (False, 2)

@@ -53,13 +53,15 @@ def payload(target: Target, arrival: Arrival) -> dict:
 
 
 def parse_event(data: bytes) -> tuple[bool, int | None]:
-    """(has text, completion tokens from a usage chunk) of one SSE event; ValueError if malformed."""
+    """(carries a generated token, completion tokens from a usage chunk) of one SSE event; ValueError if
+    malformed. A choice whose text is empty still carries a token: a token that decodes to no characters
+    (part of a multi-byte character, a special token) is a normal answer, not a protocol error."""
     event = json.loads(data)
     if not isinstance(event, dict):
         raise ValueError("event is not a JSON object")
     choices = event.get("choices") or []
     first = choices[0] if isinstance(choices, list) and choices else None
-    has_text = isinstance(first, dict) and bool(first.get("text"))
+    has_text = isinstance(first, dict) and isinstance(first.get("text"), str)
     usage = event.get("usage")
     tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
     return has_text, int(tokens) if isinstance(tokens, int) and tokens >= 0 else None
