@@ -66,14 +66,19 @@ def seasonal_forecast(history: Samples, current: Samples, now: float, lookback: 
     `history` covers [now-lookback-trend_window, now-lookback+horizon]. The level then is the mean over
     [now-lookback-trend_window, now-lookback], the level now the mean of `current` over the same-length window;
     their ratio (clipped to [1/ratio_clip, ratio_clip], so one odd day cannot blow the forecast up) multiplies
-    the highest value of the peak_window ending at now-lookback+horizon. None without usable history.
+    the highest value of the peak_window ending at now-lookback+horizon. None without usable history (nothing
+then + horizon, or nothing now).
     """
     then = now - lookback
     before = mean(window(history, then - trend_window, then))
     ahead = window(history, then + horizon - peak_window, then + horizon)
     level_now = mean(window(current, now - trend_window, now))
-    if before is None or not ahead or level_now is None:
+    if not ahead or level_now is None:
         return None
+    if before is None:
+        # No samples then but some after: the series did not exist yet, as when a deployment scaled to zero
+        # has no pods to report. Read it as no traffic (it errs towards more replicas, never fewer).
+        before = 0.0
     if before <= 0.0:
         # Nothing then: a multiplicative match is undefined; fall back to an additive one.
         return max(0.0, max(ahead) + level_now - before)

@@ -3,7 +3,8 @@ instant queries for the rest, all at once under one deadline.
 
 Failures are raised, never papered over with a zero, so the gRPC server answers an error and KEDA's fallback
 applies: `PrometheusUnavailable` (no answer in time, refused, 5xx), `QueryRefused` (Prometheus rejected a query:
-usually a bad `demandQuery`), `policy.NoData` (the demand query returned nothing, or several series). The other
+usually a bad `demandQuery`), `policy.NoData` (the demand query returned nothing, or several series; nothing
+is a known 0 only for a `deployment` that kube-state-metrics reports at 0 replicas). The other
 signals are optional: an empty answer is None (`replicas`/`replicas_ready` 0), as `policy.decide` expects.
 """
 
@@ -143,9 +144,15 @@ def _run(api: PrometheusAPI, query: Query) -> list[dict]:
 
 def _signals(policy: Policy, now: float, answers: dict[str, Any]) -> Signals:
     demand_series = answers["demand"]
-    if not demand_series:
+    replicas = _scalar(answers.get("replicas"))
+    # At zero pods vLLM's series are gone, so the demand query is empty. That is a known 0 only when
+    # kube-state-metrics says the deployment has 0 replicas; any other empty answer (a wrong model name,
+    # a lost scrape) stays an error, never a silent scale-to-zero.
+    scaled_to_zero = bool(policy.deployment) and replicas == 0.0
+    if not demand_series and not scaled_to_zero:
+        hint = "" if policy.deployment else " (set `deployment` so a deployment scaled to zero is recognised)"
         raise NoDemand("demand", "no_data", f"the demand query returned no data for model {policy.model!r} "
-                       f"(query {_short(queries(policy)['demand'])}): refusing to guess")
+                       f"(query {_short(queries(policy)['demand'])}): refusing to guess{hint}")
     if len(demand_series) > 1:
         raise NoDemand("demand", "many_series", f"the demand query returned {len(demand_series)} series; it must "
                        "return one (aggregate it, e.g. sum(...))")
@@ -155,13 +162,13 @@ def _signals(policy: Policy, now: float, answers: dict[str, Any]) -> Signals:
         seasonal[lookback] = _points(series[0]) if len(series) == 1 else []
     return Signals(
         now=now,
-        demand=_points(demand_series[0]),
+        demand=_points(demand_series[0]) if demand_series else [],
         seasonal=seasonal,
         capacity_history=_scalar(answers.get("capacity_history")),
         ttft_burn_rate=_scalar(answers.get("ttft_burn_rate")),
         kv_cache_usage=_scalar(answers.get("kv_cache_usage")),
         waiting_per_replica=_scalar(answers.get("waiting_per_replica")),
-        replicas=_scalar(answers.get("replicas")) or 0.0,
+        replicas=replicas or 0.0,
         replicas_ready=_scalar(answers.get("replicas_ready")) or 0.0,
     )
 

@@ -67,6 +67,13 @@ def idle_rate(t: float) -> float:
 
 
 RATES: dict[str, Callable[[float], float]] = {"ramp": ramp_rate, "spike": spike_rate, "idle": idle_rate}
+# "zero": the idle model's sessions on a deployment that really scales to zero: outside the sessions its pods,
+# and so every vLLM series, are gone; kube-state-metrics reports the deployment at 0 replicas.
+ZERO_DEPLOYMENT = "vllm-zero"
+
+
+def zero_pods_up(t: float) -> bool:
+    return idle_rate(t) > 0
 
 
 def openmetrics() -> str:
@@ -83,6 +90,16 @@ def openmetrics() -> str:
             lines += [f'vllm:kv_cache_usage_perc{{model_name="{model}",instance="{instance}"}} 0.3 {t}'
                       for t in times]
             lines += [f'vllm:num_requests_waiting{{model_name="{model}",instance="{instance}"}} 0 {t}' for t in times]
+    total = 0.0
+    for t in times:
+        up = zero_pods_up(t)
+        lines.append(f'kube_deployment_status_replicas{{deployment="{ZERO_DEPLOYMENT}",namespace="llm"}} '
+                     f'{2 if up else 0} {t}')
+        total = total + idle_rate(t) * STEP if up else 0.0  # new pods count from 0
+        if up:
+            lines.append(f'vllm:request_success_total{{model_name="zero",instance="a"}} {total:.1f} {t}')
+            for instance in ("a", "b"):
+                lines.append(f'vllm:num_requests_running{{model_name="zero",instance="{instance}"}} 3 {t}')
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
 
@@ -224,6 +241,24 @@ def test_idle_goes_to_zero_and_wakes_ahead_of_forecast_traffic(scaler: Running, 
     assert desired(scaler, WAKE - 90, model) > 0
     assert desired(scaler, WAKE + 300, model) >= replicas_for(6.0)  # the step still reads as a ramp
     assert desired(scaler, WAKE + 900, model) == pytest.approx(replicas_for(6.0), rel=0.1)
+
+
+def test_scaled_to_zero_is_idle_not_an_error_and_wakes_ahead(scaler: Running, backfilled: Prometheus) -> None:
+    """At zero pods the demand query is empty: with `deployment` set and kube-state-metrics at 0 that is a
+    known 0 (idle, 0 replicas) and yesterday's traffic still wakes the model ahead of time."""
+    model = ref("zero", deployment=ZERO_DEPLOYMENT)
+    assert backfilled.query('vllm:request_success_total{model_name="zero"}', WAKE - 1800) == []
+    assert not active(scaler, WAKE - 1800, model)
+    assert desired(scaler, WAKE - 1800, model) == 0.0
+    assert active(scaler, WAKE - 90, model)
+    assert desired(scaler, WAKE - 90, model) > 0
+    assert desired(scaler, WAKE + 900, model) == pytest.approx(replicas_for(6.0), rel=0.1)
+    # Without `deployment` the same empty answer is indistinguishable from a wrong model name: an error.
+    error = rpc_error(lambda: desired(scaler, WAKE - 1800, ref("zero")))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "deployment" in error.details()
+    # And a deployment with pods up but no vLLM series (a lost scrape) is not read as idle either.
+    error = rpc_error(lambda: desired(scaler, WAKE + 900, ref("absent", deployment=ZERO_DEPLOYMENT)))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
 def test_stream_is_active_pushes_the_state_then_each_change(scaler: Running) -> None:

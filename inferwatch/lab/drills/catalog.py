@@ -1,8 +1,10 @@
 """The drills: which fault, which alert must reach which receiver (and which action must run),
 and which alerts must stay quiet meanwhile. Pure data, so the catalogue reads as a test plan.
 
-Every drill runs in a lane: drills of one lane share an engine and run one after another;
-lanes run side by side, so `inferwatch drill all` takes as long as its longest lane.
+Every drill runs in a lane: drills of one lane share an engine and run one after another. The
+engine lanes (`LANE_MODELS`) run one after another too, each with its model's steady traffic and a
+trickle on the other (two busy vLLMs oversubscribe a 2-core machine); the GPU lane, which needs no
+engine, runs beside them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 MODEL_A = "drill-a"
 MODEL_B = "drill-b"
 GPU_HOST = "drill-gpu-node"
+LANE_MODELS = {"a": MODEL_A, "b": MODEL_B}  # the engine lanes, in the order they run
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ DRILLS: tuple[Drill, ...] = (
         "restart drill-b's vLLM with max_num_seqs=1 under steady load; a rollback action restores it",
         expect=(Expect("LLMTimeToFirstTokenSLABreach", "ml-platform-pager", B, action="rollback"),),
         quiet=(Quiet("LLMEngineDown", B), Quiet("LLMErrorRatioAnomalous", B), Quiet("LLMCapacityExceeded", B)),
+        fire_timeout=360.0,  # restart (~30-60 s), queue build-up, the p95 over 5m crossing the SLA, `for: 2m`
         note="the restart itself (about 30 s down) must not page; the p95 clears once the slow requests "
              "leave the 5-minute window",
     ),

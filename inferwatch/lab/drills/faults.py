@@ -25,6 +25,10 @@ STEADY_PROMPT_TOKENS = 32
 OVERLONG_PROMPT_TOKENS = 600
 ERROR_BURST_RATE = 2.0
 REGRESSED_MAX_NUM_SEQS = 1
+# A model whose lane is not running gets a trickle: its series stay alive and its engine idles. A
+# busy vLLM CPU server takes ~1.6 cores (the engine core busy-polls its worker), so two busy ones
+# starve the watchers of a 2-core machine: scrapes time out, alerts fire minutes late.
+TRICKLE = (0.2, 8)
 
 
 @dataclass
@@ -34,8 +38,16 @@ class Fault:
 
 
 def steady_loads(stack: DrillStack) -> dict[str, Load]:
+    """A trickle on every model; `focus` turns one of them up to its steady traffic."""
+    rate, tokens = TRICKLE
     return {model: Load(stack.engines[model].base_url, model, rate, STEADY_PROMPT_TOKENS, tokens, seed=i).start()
-            for i, (model, (rate, tokens)) in enumerate(STEADY.items())}
+            for i, model in enumerate(STEADY)}
+
+
+def focus(loads: dict[str, Load], model: str) -> None:
+    """Steady traffic for `model`, a trickle for the others: one busy vLLM at a time."""
+    for name, load in loads.items():
+        load.rate, load.output_tokens = STEADY[name] if name == model else TRICKLE
 
 
 def fault_for(drill: Drill, stack: DrillStack, loads: dict[str, Load]) -> Fault:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from inferwatch.lab.drills.catalog import Drill, Expect, Quiet, matches
+from inferwatch.lab.drills.catalog import LANE_MODELS, Drill, Expect, Quiet, matches
 from inferwatch.lab.drills.faults import Fault, fault_for
 from inferwatch.lab.drills.load import Load
 from inferwatch.lab.drills.stack import DrillStack
@@ -201,9 +201,10 @@ def _resolved(timing: Timing) -> bool:
             and (timing.expect.undo is None or timing.undo is not None))
 
 
-def run_lanes(stack: DrillStack, drills: list[Drill], loads: dict[str, Load],
-              say: Callable[[str], None]) -> list[Result]:
-    """Each lane's drills one after another; the lanes side by side. Results in catalogue order."""
+def run_lanes(stack: DrillStack, drills: list[Drill], loads: dict[str, Load], say: Callable[[str], None],
+              before_lane: Callable[[str], None] = lambda lane: None) -> list[Result]:
+    """Each lane's drills one after another; the engine lanes (`LANE_MODELS`) one after another,
+    each after `before_lane(lane)`; the other lanes beside them. Results in catalogue order."""
     lanes: dict[str, list[Drill]] = {}
     for drill in drills:
         lanes.setdefault(drill.lane, []).append(drill)
@@ -218,7 +219,14 @@ def run_lanes(stack: DrillStack, drills: list[Drill], loads: dict[str, Load],
                 results[drill.name] = failed
                 say(f"[{drill.name}] FAILED: {exc}")
 
-    threads = [threading.Thread(target=lane, args=(members,), name=f"lane-{name}") for name, members in lanes.items()]
+    def engine_lanes() -> None:
+        for name in (n for n in LANE_MODELS if n in lanes):
+            before_lane(name)
+            lane(lanes[name])
+
+    threads = [threading.Thread(target=engine_lanes, name="engine-lanes")]
+    threads += [threading.Thread(target=lane, args=(members,), name=f"lane-{name}")
+                for name, members in lanes.items() if name not in LANE_MODELS]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -7,13 +7,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from inferwatch.lab.drills.catalog import Drill
-from inferwatch.lab.drills.faults import steady_loads
+from inferwatch.lab.drills.catalog import LANE_MODELS, Drill
+from inferwatch.lab.drills.faults import focus, steady_loads
 from inferwatch.lab.drills.runner import Result, run_lanes, table
 from inferwatch.lab.drills.stack import DrillStack
 from inferwatch.lab.stack import StackError
 
-WARM_UP_SECONDS = 30  # steady traffic before the first fault, so rates and ratios exist
+WARM_UP_SECONDS = 30  # steady traffic before a lane's first fault, so rates and ratios exist
 
 
 def run_session(drills: list[Drill], workdir: str | None = None, report: str | None = None) -> int:
@@ -39,10 +39,14 @@ def drill_session(drills: list[Drill], root: Path, say=lambda text: print(text, 
             say(f"inferwatch drill: the stack did not start: {exc}")
             return None
         loads = steady_loads(stack)
-        say(f"  steady traffic on for {WARM_UP_SECONDS} s before the first fault")
-        time.sleep(WARM_UP_SECONDS)
+
+        def before_lane(lane: str) -> None:
+            focus(loads, LANE_MODELS[lane])
+            say(f"  lane {lane}: steady traffic on {LANE_MODELS[lane]} for {WARM_UP_SECONDS} s before its first fault")
+            time.sleep(WARM_UP_SECONDS)
+
         started = time.time()
-        results = run_lanes(stack, drills, loads, say)
+        results = run_lanes(stack, drills, loads, say, before_lane)
         say(f"inferwatch drill: {sum(r.passed for r in results)} of {len(results)} passed in "
             f"{time.time() - started:.0f} s")
         return results
