@@ -746,6 +746,8 @@ class ScalerConfig:
                 return f"policies.{name}", "policy names must be 1-64 letters, digits, '-', '_' or '.'"
             if "policy" in keys:
                 return f"policies.{name}.policy", "a named policy cannot name another policy"
+            if problem := _policy_problem(name, self.policies):
+                return problem
         if self.port == self.metrics_port and self.port != 0:
             return "metrics_port", f"must differ from port (the gRPC port); both are {self.port}"
         return first_problem(
@@ -904,7 +906,8 @@ class _Validator:
         problem = built.check() if hasattr(built, "check") else None
         if problem:
             field_name, message = problem
-            where = value_nodes.get(field_name.split(".")[0].split("[")[0], node)
+            head, *rest = field_name.split(".")
+            where = _descend(value_nodes.get(head.split("[")[0], node), rest)
             raise self.error(where, f"{key}.{field_name}" if key else field_name, message)
         return built
 
@@ -951,6 +954,18 @@ class _Validator:
         return value
 
 
+def _descend(node: yaml.Node, keys: list[str]) -> yaml.Node:
+    """The node of a nested mapping key (`policies.chat.headroom` -> the `headroom:` line), as deep as it goes."""
+    for depth, name in enumerate(keys, 1):
+        if not isinstance(node, yaml.MappingNode):
+            break
+        found = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == name), None)
+        if found is None:
+            break
+        node = found[0] if depth == len(keys) else found[1]
+    return node
+
+
 def _is_null(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag == _CORE + "null"
 
@@ -972,3 +987,16 @@ def _describe(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     return _clip(node.value)
+
+
+def _policy_problem(name: str, policies: dict[str, dict[str, MetadataText]]) -> Problem:
+    """A named scaler policy parsed as a trigger naming it would be (with a placeholder model when the policy
+    leaves the model to the trigger): a bad key fails at load, not at KEDA's first call."""
+    from inferwatch.scaler.policy import PolicyError, parse_policy
+
+    trigger = {"policy": name} if "model" in policies[name] else {"policy": name, "model": "any"}
+    try:
+        parse_policy(trigger, policies)
+    except PolicyError as exc:
+        return f"policies.{name}.{exc.key}", exc.message.removesuffix(f" in policy {name!r}")
+    return None
