@@ -278,7 +278,11 @@ SERVICE_CHECKS = {
     "feedback-server": ("inferwatch_feedback_rejected_total", lambda s: len(s) == 6 and not any(v for _, v in s)),
     # The drift exporter without its Prometheus reports it unreachable and keeps serving.
     "drift-exporter": ("inferwatch_drift_prometheus_up", lambda s: [v for _, v in s] == [0.0]),
+    # The scaler serves its own series before KEDA's first call (and with no Prometheus to ask).
+    "scaler": ("inferwatch_scaler_tracked_objects", lambda s: [v for _, v in s] == [0.0]),
 }
+# Services whose /metrics is not on --port (the scaler's --port is gRPC).
+METRICS_PORT_FLAGS = {"scaler": "--metrics-port"}
 
 
 @pytest.fixture(scope="module")
@@ -290,9 +294,11 @@ def test_every_image_service_has_a_check() -> None:
     assert set(image_services()) == set(SERVICE_CHECKS), "a service built from the Dockerfile needs a check here"
 
 
-def command_line(service: dict, bin_dir: Path, port: int, scratch: Path) -> list[str]:
+def command_line(name: str, service: dict, bin_dir: Path, port: int, scratch: Path) -> list[str]:
     """The service's command under the image's ENTRYPOINT, mounted files mapped back to the repository
-    and named volumes to folders under `scratch`."""
+    and named volumes to folders under `scratch`; its /metrics on `port`."""
+    from inferwatch.lab.stack import free_port
+
     entrypoint = json.loads(parse_dockerfile(DOCKERFILE.read_text())[-1].all("ENTRYPOINT")[-1])
     mounts = {}  # container path -> the repository file compose mounts there
     for volume in service.get("volumes", []):
@@ -302,8 +308,9 @@ def command_line(service: dict, bin_dir: Path, port: int, scratch: Path) -> list
         elif not source.startswith("/"):  # a named volume
             mounts[target] = str(scratch / source)
     command = [mounts.get(arg, arg) for arg in service["command"]]
-    return [str(bin_dir / entrypoint[0]), *entrypoint[1:], *command, "--port", str(port),
-            "--listen-address", "127.0.0.1"]
+    flag = METRICS_PORT_FLAGS.get(name, "--port")
+    ports = [flag, str(port)] + (["--port", str(free_port())] if flag != "--port" else [])
+    return [str(bin_dir / entrypoint[0]), *entrypoint[1:], *command, *ports, "--listen-address", "127.0.0.1"]
 
 
 @pytest.mark.slow
@@ -315,7 +322,7 @@ def test_compose_service_runs_from_the_image_install(name: str, image_bin: Path,
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "INFERWATCH_CONFIG")}
     env.update({k: interpolate(str(v)) for k, v in service.get("environment", {}).items()})
-    process = subprocess.Popen(command_line(service, image_bin, port, tmp_path), cwd=tmp_path, env=env,
+    process = subprocess.Popen(command_line(name, service, image_bin, port, tmp_path), cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     metric, healthy = SERVICE_CHECKS[name]
 
