@@ -13,7 +13,7 @@ from pathlib import Path
 
 from inferwatch.dashboards.check import problems
 
-NAMES = ("fleet", "engine", "gpu", "quality")  # the modules in this package, in link order
+NAMES = ("fleet", "engine", "gpu", "quality", "autoscaling")  # the modules in this package, in link order
 LIBSONNET = "dashboards.libsonnet"
 SOURCE_DIR = Path(__file__).resolve().parent
 

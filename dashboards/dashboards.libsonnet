@@ -5,4 +5,5 @@
   'inferwatch-engine.json': import 'inferwatch-engine.json',
   'inferwatch-gpu.json': import 'inferwatch-gpu.json',
   'inferwatch-quality.json': import 'inferwatch-quality.json',
+  'inferwatch-autoscaling.json': import 'inferwatch-autoscaling.json',
 }

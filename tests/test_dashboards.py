@@ -23,11 +23,13 @@ from inferwatch.exporters.feedback.collector import TABLE as FEEDBACK
 from inferwatch.exporters.gpu.metrics import TABLE as GPU
 from inferwatch.exporters.logs.collector import TABLE as LOGS
 from inferwatch.exporters.probe.metrics import PROBE_TABLE, TARGET_TABLE
+from inferwatch.scaler.metrics import TABLE as SCALER
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
 SHIPPED = assets.dashboards()
-EXPECTED = {"inferwatch-fleet.json", "inferwatch-engine.json", "inferwatch-gpu.json", "inferwatch-quality.json"}
+EXPECTED = {"inferwatch-fleet.json", "inferwatch-engine.json", "inferwatch-gpu.json", "inferwatch-quality.json",
+            "inferwatch-autoscaling.json"}
 
 
 def test_committed_json_is_what_the_sources_render() -> None:
@@ -127,7 +129,7 @@ def _produced_series() -> set[str]:
     """Every series name a shipped exporter, the rules or Prometheus itself produce (the vLLM plugin and
     vLLM's own names are checked against the real vLLM in the live tier)."""
     names = {"ALERTS", "ALERTS_FOR_STATE", "up"}
-    for table in (GPU, ENGINE, PROBE_TABLE, TARGET_TABLE, FEEDBACK, DRIFT, LOGS):
+    for table in (GPU, ENGINE, PROBE_TABLE, TARGET_TABLE, FEEDBACK, DRIFT, LOGS, SCALER):
         for family in table.describe():
             suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
             names |= {family.name + s for s in suffixes}
@@ -206,8 +208,8 @@ def test_preview_writes_one_image_per_dashboard(prometheus, tmp_path: Path) -> N
                              str(tmp_path), "--range", "5m"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     images = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert images == ["engine.png", "fleet.png", "gpu.png", "quality.png"]
-    assert [Path(line).name for line in result.stdout.split()] == ["engine.png", "fleet.png", "gpu.png", "quality.png"]
+    assert images == ["autoscaling.png", "engine.png", "fleet.png", "gpu.png", "quality.png"]
+    assert sorted(Path(line).name for line in result.stdout.split()) == images
     for image in tmp_path.glob("*.png"):
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 20_000
 

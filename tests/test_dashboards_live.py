@@ -35,6 +35,7 @@ SETTLED = (
     "model_name_version_score:inferwatch_feedback_score:mean1h",
     "model_name:llm_time_to_first_token_seconds_p95:threshold",
     "model_name_module:inferwatch_probe_module_score_ratio:avg",
+    "inferwatch_scaler_desired_replicas",
 )
 
 
@@ -59,7 +60,7 @@ def _context(stack, model: dict) -> tuple[queries.Prometheus, queries.Context]:
     return prometheus, queries.resolve_variables(model, prometheus, context)
 
 
-@pytest.mark.parametrize("name", ["fleet", "engine", "gpu", "quality"])
+@pytest.mark.parametrize("name", ["fleet", "engine", "gpu", "quality", "autoscaling"])
 def test_every_panel_and_variable_returns_data(stack, name: str) -> None:
     model = assets.dashboards()[f"inferwatch-{name}.json"]
     prometheus, context = _context(stack, model)
@@ -100,6 +101,6 @@ def test_vllm_series_the_panels_read_exist_in_the_real_vllm(stack) -> None:
 def test_preview_draws_every_dashboard_from_live_data(stack, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     written, empty = preview_all(stack.prometheus.url, tmp_path, stack.started_at, time.time(), SCRAPE_SECONDS)
-    assert sorted(p.name for p in written) == ["engine.png", "fleet.png", "gpu.png", "quality.png"]
+    assert sorted(p.name for p in written) == ["autoscaling.png", "engine.png", "fleet.png", "gpu.png", "quality.png"]
     rare = {f"{dashboard} / {title}" for dashboard, title in RARE}
     assert set(empty) <= rare, sorted(set(empty) - rare)

@@ -23,6 +23,7 @@ import yaml
 
 from inferwatch.config import EndpointConfig, EngineExporterConfig, InferwatchConfig
 from inferwatch.exporters.gpu import server as gpu_server
+from inferwatch.kit import extras
 from inferwatch.kit.commands import wait_for_signal
 from inferwatch.lab.sink import WebhookSink
 from inferwatch.lab.stack import Alertmanager, Prometheus, StackError, free_port, http_json
@@ -37,6 +38,11 @@ DRIFT_MIN_SAMPLES = 20
 FEEDBACK_EVERY_SECONDS = 3.0
 PREVIEW_RANGE_SECONDS = 600
 QUALITY_JOBS = ("inferwatch-feedback", "inferwatch-drift", "inferwatch-log")
+# The KEDA external scaler, called by a KEDA stand-in every few seconds (KEDA's default pollingInterval is
+# 30 s) for one ScaledObject of the demo's model; there is no cluster, so nothing acts on its answers.
+SCALER_POLL_SECONDS = 5.0
+SCALED_OBJECT = {"model": MODEL, "capacityPerReplica": "2", "startupSeconds": "60", "trendWindowSeconds": "120",
+                 "scaleDownStabilisationSeconds": "120", "maxReplicas": "8"}
 
 
 def run_demo(config: InferwatchConfig, workdir: str | None = None, duration: float = 0, engine: bool = True,
@@ -103,6 +109,8 @@ class DemoStack:
         self.say(f"  Prometheus      {prometheus.url}  ({len(rule_files)} rule files)")
         if self.engine:
             self._start_quality_services()  # after Prometheus: their first queries find it up
+            if "inferwatch-scaler" in self.jobs:
+                self._start_scaler()
         for job in self.jobs:
             prometheus.wait_for_series(f'up{{job="{job}"}} == 1', timeout=60)
         return self
@@ -141,6 +149,10 @@ class DemoStack:
         self.say(f"  Probe exporter  http://{self.jobs['inferwatch-probe']}/metrics  (module latency every 5 s)")
         for job in QUALITY_JOBS:  # their ports now, so Prometheus scrapes them from its first config
             self.jobs[job] = f"127.0.0.1:{free_port()}"
+        if extras.installed("scaler"):
+            self.jobs["inferwatch-scaler"] = f"127.0.0.1:{free_port()}"
+        else:
+            self.say("  (no KEDA scaler: it needs the 'scaler' extra: pip install 'inferwatch[scaler]')")
 
     def _start_vllm(self) -> str:
         from inferwatch.lab.engine import runtime
@@ -185,6 +197,19 @@ class DemoStack:
                  f"{self.vllm_log or 'not given'})")
         self.say(f"  Drift exporter  http://{self.jobs['inferwatch-drift']}/metrics  (token lengths, this"
                  f" {DRIFT_WINDOW_SECONDS:.0f} s against the {DRIFT_WINDOW_SECONDS:.0f} s before; demo windows)")
+
+    def _start_scaler(self) -> None:
+        from inferwatch.config import ScalerConfig
+        from inferwatch.lab.keda import KedaStandIn
+        from inferwatch.scaler import server as scaler_server
+
+        metrics_port = int(self.jobs["inferwatch-scaler"].rsplit(":", 1)[1])
+        scaler = self._keep(scaler_server.start(ScalerConfig(
+            listen_address="127.0.0.1", port=free_port(), metrics_port=metrics_port,
+            prometheus_url=self.prometheus.url, decision_cache_seconds=0.0)))
+        self._keep(KedaStandIn(scaler.address, MODEL, "demo", SCALED_OBJECT, SCALER_POLL_SECONDS).start())
+        self.say(f"  KEDA scaler     grpc://{scaler.address}  metrics http://{self.jobs['inferwatch-scaler']}/metrics"
+                 f"  (a KEDA stand-in asks every {SCALER_POLL_SECONDS:.0f} s)")
 
     def drive(self, seconds: float, rate: float = 4.0) -> None:
         """Open-loop load on vLLM for `seconds`, with a batch of ratings every few seconds."""
