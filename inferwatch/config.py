@@ -576,6 +576,10 @@ class RemediationActionConfig:
     cooldown_seconds: float = 300.0  # not again for the same alert labels (minus the ignored ones) within this
     cooldown_ignore_labels: list[str] = field(default_factory=lambda: list(_VOLATILE_LABELS))
     timeout_seconds: float = 30.0
+    # Any kind: GET this URL (templated like `url`) just before running and run only on a 2xx, e.g. the
+    # primary's /health before a failback: a resolution Alertmanager sends in error must not switch
+    # traffic back to a dead engine. Otherwise the action is skipped (precondition_failed).
+    precondition_url: str | None = None
     # kind http
     method: str = "POST"
     url: str | None = None
@@ -608,11 +612,17 @@ class RemediationActionConfig:
             check_between("cooldown_seconds", self.cooldown_seconds, 0, 7 * 86400),
             check_seconds("timeout_seconds", self.timeout_seconds, most=MAX_TIMEOUT_SECONDS),
             self._kind_problem(),
+            check_http_url("precondition_url", _blank_template(self.precondition_url))
+            if self.precondition_url is not None else None,
             *(_template_problem(key, value) for key, value in self.templates()),
         )
 
     def templates(self) -> list[tuple[str, str]]:
-        """(key, template) of every templated value this action's kind uses."""
+        """(key, template) of every templated value this action uses."""
+        precondition = [("precondition_url", self.precondition_url)] if self.precondition_url is not None else []
+        return precondition + self._kind_templates()
+
+    def _kind_templates(self) -> list[tuple[str, str]]:
         if self.kind == "http":
             return [("url", self.url or ""), *((f"headers.{k}", v) for k, v in self.headers.items()),
                     *([("body", self.body)] if self.body is not None else [])]

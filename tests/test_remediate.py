@@ -339,6 +339,57 @@ def test_failed_command_and_http_are_counted(tmp_path: Path, receivers: Receiver
     assert record["exit_code"] == 3 and len(record["output"]) < 2100 and record["output"].endswith("bytes)")
 
 
+class Health(http.server.ThreadingHTTPServer):
+    """A loopback /health answering `status`, and recording the paths checked."""
+
+    def __init__(self) -> None:
+        self.status, self.paths = 503, []
+        health = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                health.paths.append(self.path)
+                self.send_response(health.status if self.path.startswith("/health") else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_precondition_keeps_a_failback_off_a_dead_primary(tmp_path: Path, recorder: Recorder,
+                                                          receivers: Receivers) -> None:
+    """A resolution while the primary's /health fails (Alertmanager resolving a firing alert whose
+    re-sends were late) skips the failback and counts it; once healthy, the next resolution runs it."""
+    health = Health()
+    port = health.server_address[1]
+    actions = [{"name": "failback", "kind": "http", "alerts": ["LLMEngineDown"], "when": "resolved",
+                "cooldown_seconds": 0, "url": f"{recorder.url}/route",
+                "precondition_url": f"http://127.0.0.1:{port}/health?model={{labels.model_name}}"}]
+    audit = tmp_path / "audit.jsonl"
+    receiver = receivers.start(remediation(tmp_path, actions, execute=True, audit_log=str(audit)))
+    try:
+        post(receiver, webhook(alert(status="resolved"), status="resolved"), token=None)
+        assert receiver.collector.remediator.drain(15)
+        assert recorder.requests == [] and health.paths == ["/health?model=m1"]
+        assert metric(receiver, "inferwatch_remediation_skipped_total", action="failback",
+                      reason="precondition_failed") == 1
+        record = json.loads(audit.read_text().splitlines()[-1])
+        assert (record["result"], record["reason"], record["http_status"]) == ("skipped", "precondition_failed", 503)
+        health.status = 200
+        later = alert(status="resolved") | {"startsAt": "2025-01-02T00:00:00Z"}
+        post(receiver, webhook(later, status="resolved"), token=None)
+        assert receiver.collector.remediator.drain(15)
+        assert [r[1] for r in recorder.requests] == ["/route"] and len(health.paths) == 2
+        assert metric(receiver, "inferwatch_remediation_actions_total", action="failback", result="succeeded") == 1
+    finally:
+        health.shutdown()
+        health.server_close()
+
+
 # -- the pure policy, on a hand-driven clock -------------------------------------------------------
 
 

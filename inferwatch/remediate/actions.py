@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from inferwatch.config import RemediationActionConfig
@@ -44,14 +44,16 @@ class Plan:
     url: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes | None = None
+    precondition: str = ""  # GET first; run only on a 2xx
 
     def describe(self) -> dict[str, Any]:
         """The audit view: secrets in headers redacted, the body as text."""
+        precondition = {"precondition_url": self.precondition} if self.precondition else {}
         if self.argv:
-            return {"argv": list(self.argv)}
+            return {"argv": list(self.argv), **precondition}
         headers = {k: (REDACTED if k.lower() in _SECRET_HEADERS else v) for k, v in self.headers.items()}
         body = self.body.decode("utf-8", "replace") if self.body is not None else None
-        return {"method": self.method, "url": self.url, "headers": headers, "body": body}
+        return {"method": self.method, "url": self.url, "headers": headers, "body": body, **precondition}
 
     def summary(self) -> str:
         return " ".join(self.argv) if self.argv else f"{self.method} {self.url}"
@@ -71,6 +73,13 @@ def template_values(alert: Any, group_key: str) -> dict[str, object]:
 
 def plan(action: RemediationActionConfig, values: Mapping[str, object], token: str | None = None) -> Plan:
     """Render `action` for one alert's `values`, or RenderError (the action fails, nothing runs)."""
+    planned = _plan(action, values, token)
+    if action.precondition_url is None:
+        return planned
+    return replace(planned, precondition=render(action.precondition_url, values, "url"))
+
+
+def _plan(action: RemediationActionConfig, values: Mapping[str, object], token: str | None) -> Plan:
     if action.kind == "http":
         headers = {k: render(v, values, "header") for k, v in action.headers.items()}
         if token is not None:
@@ -130,6 +139,13 @@ def execute(planned: Plan) -> Outcome:
     outcome = _http(planned) if planned.kind == "http" else _subprocess(planned)
     outcome.detail["duration_seconds"] = round(time.monotonic() - started, 3)
     return outcome
+
+
+def precondition_holds(planned: Plan) -> Outcome:
+    """GET the plan's precondition URL (no redirects, at most 5 s): succeeded on a 2xx."""
+    check = Plan(planned.action, "http", min(planned.timeout, 5.0), method="GET", url=planned.precondition)
+    outcome = _http(check)
+    return Outcome(outcome.succeeded, outcome.reason, {"precondition_url": planned.precondition, **outcome.detail})
 
 
 def truncate(data: bytes | str | None) -> str:

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from inferwatch.config import RemediationActionConfig, RemediationConfig
 from inferwatch.kit.bearer import read_token
-from inferwatch.remediate.actions import Plan, execute, plan, template_values
+from inferwatch.remediate.actions import Plan, execute, plan, precondition_holds, template_values
 from inferwatch.remediate.audit import AuditLog
-from inferwatch.remediate.policy import Limits, Policy, idempotency_key
+from inferwatch.remediate.policy import PRECONDITION_FAILED, Limits, Policy, idempotency_key
 from inferwatch.remediate.templates import RenderError
 from inferwatch.remediate.webhook import Alert, Notification
 
@@ -136,6 +136,15 @@ class Remediator:
                 self._queue.task_done()
 
     def _run(self, planned: Plan, alert: Alert, action: RemediationActionConfig, as_undo: bool) -> None:
+        if planned.precondition:
+            check = precondition_holds(planned)
+            if not check.succeeded:
+                log.warning("%s for %s %s skipped: precondition %s failed (%s)", action.name, alert.alertname,
+                            alert.fingerprint, planned.precondition, check.reason)
+                self.metrics.skipped(action.name, PRECONDITION_FAILED)
+                self._audit(alert, action, "skipped", PRECONDITION_FAILED,
+                            {"request": planned.describe(), **check.detail}, as_undo=as_undo)
+                return
         log.info("running %s for %s %s: %s", action.name, alert.alertname, alert.fingerprint, planned.summary())
         try:
             outcome = execute(planned)

@@ -21,7 +21,8 @@ MAX_COOLDOWNS = 10_000  # (action, labels) cool-downs remembered
 HOUR = 3600.0
 
 DUPLICATE, RATE_LIMITED, COOLDOWN = "duplicate", "rate_limited", "cooldown"
-SKIP_REASONS = (DUPLICATE, RATE_LIMITED, COOLDOWN)
+PRECONDITION_FAILED = "precondition_failed"  # decided at run time (dispatch), counted with the others
+SKIP_REASONS = (DUPLICATE, RATE_LIMITED, COOLDOWN, PRECONDITION_FAILED)
 
 Key = tuple[str, str, str, str]  # action, fingerprint, status, startsAt
 

@@ -80,8 +80,9 @@ class ControlPlane(http.server.ThreadingHTTPServer):
         self.server_close()
 
 
-def remediation_actions(control_url: str) -> list[RemediationActionConfig]:
-    """Failover/failback for drill-a's primary and a rollback for drill-b's latency SLA breach."""
+def remediation_actions(control_url: str, primary_health_url: str) -> list[RemediationActionConfig]:
+    """Failover/failback for drill-a's primary (back only to a primary whose /health answers) and a
+    rollback for drill-b's latency SLA breach."""
     json_header = {"Content-Type": "application/json"}
 
     def http(name: str, alerts: list[str], path: str, body: str, **extra: Any) -> RemediationActionConfig:
@@ -94,7 +95,7 @@ def remediation_actions(control_url: str) -> list[RemediationActionConfig]:
         http("failover", ["LLMEngineDown"], "/route", route.format(target="backup"), matchers=primary,
              undo="failback"),
         http("failback", ["LLMEngineDown"], "/route", route.format(target="primary"), matchers=primary,
-             when="resolved"),
+             when="resolved", precondition_url=primary_health_url),
         http("rollback", ["LLMTimeToFirstTokenSLABreach"], "/rollback", '{"model": "{labels.model_name}"}',
              matchers={"model_name": MODEL_B}),
     ]
@@ -157,7 +158,8 @@ class DrillStack:
         self.audit_path = self.root / "remediation-audit.jsonl"
         remediator = self._keep(remediate_server.start(RemediationConfig(
             listen_address="127.0.0.1", port=0, bearer_token_file=str(token_file), execute=True,
-            audit_log=str(self.audit_path), actions=remediation_actions(self.control.url))))
+            audit_log=str(self.audit_path),
+            actions=remediation_actions(self.control.url, f"{self.engines[MODEL_A].base_url}/health"))))
         a, b = self.engines[MODEL_A], self.engines[MODEL_B]
         engines = self._keep(engine_server.start(EngineExporterConfig(listen_address="127.0.0.1", port=0, endpoints=[
             EndpointConfig("vllm-a", a.base_url, MODEL_A, role="primary"),
