@@ -9,7 +9,6 @@ router to the backup within one evaluation plus delivery; the restart switches i
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -72,10 +71,8 @@ def test_drill_command_lists_and_refuses_unknown(capsys) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("INFERWATCH_DRILLS") != "1",
-                    reason="the full drill run (~15 min, two vLLMs) is opt-in until it passes (docs/fire-drills.md): "
-                           "INFERWATCH_DRILLS=1")
 def test_drill_all(engine_runtime, tmp_path: Path) -> None:
+    """The whole catalogue on the real drill stack (about 20 minutes: docs/fire-drills.md)."""
     from inferwatch.lab.drills.session import drill_session
 
     lines: list[str] = []

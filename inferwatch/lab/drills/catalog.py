@@ -80,7 +80,8 @@ DRILLS: tuple[Drill, ...] = (
     ),
     Drill(
         "latency-regression", "b",
-        "restart drill-b's vLLM with max_num_seqs=1 under steady load; a rollback action restores it",
+        "restart drill-b's vLLM with a slower model and max_num_seqs=1 under steady load; a rollback action "
+        "restores it",
         expect=(Expect("LLMTimeToFirstTokenSLABreach", "ml-platform-pager", B, action="rollback"),),
         quiet=(Quiet("LLMEngineDown", B), Quiet("LLMErrorRatioAnomalous", B), Quiet("LLMCapacityExceeded", B)),
         fire_timeout=360.0,  # restart (~30-60 s), queue build-up, the p95 over 5m crossing the SLA, `for: 2m`

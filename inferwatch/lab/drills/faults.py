@@ -24,7 +24,11 @@ STEADY_PROMPT_TOKENS = 32
 # whole documents after a bad deploy would be.
 OVERLONG_PROMPT_TOKENS = 600
 ERROR_BURST_RATE = 2.0
+# The bad deploy: the "large" random model (about 5x the tiny one's TTFT and ITL) with max_num_seqs=1.
+# max_num_seqs=1 alone was not enough once drill-b had a core to itself: one sequence at a time kept up
+# with 3 req/s x 128 tokens (p95 TTFT 0.5 s, SLA 2 s), so the fault did not fault.
 REGRESSED_MAX_NUM_SEQS = 1
+REGRESSED_SIZE = "large"
 # A model whose lane is not running gets a trickle: its series stay alive and its engine idles. A
 # busy vLLM CPU server takes ~1.6 cores (the engine core busy-polls its worker), so two busy ones
 # starve the watchers of a 2-core machine: scrapes time out, alerts fire minutes late.
@@ -73,8 +77,8 @@ def _error_burst(drill: Drill, stack: DrillStack, loads: dict[str, Load]) -> Fau
 
 
 def _latency_regression(drill: Drill, stack: DrillStack, loads: dict[str, Load]) -> Fault:
-    """A deploy that brings max_num_seqs=1: requests queue behind each other. The rollback action
-    (or the drill's end) restarts it with the default batch size."""
+    """A deploy that brings a slower model and max_num_seqs=1: requests queue behind each other. The
+    rollback action (or the drill's end) restarts the previous model with the default batch size."""
     restored = threading.Event()
     lock = threading.Lock()
 
@@ -86,7 +90,7 @@ def _latency_regression(drill: Drill, stack: DrillStack, loads: dict[str, Load])
 
     def regress() -> None:
         stack.control.rollbacks[MODEL_B] = rollback
-        stack.start_engine(MODEL_B, max_num_seqs=REGRESSED_MAX_NUM_SEQS)
+        stack.start_engine(MODEL_B, size=REGRESSED_SIZE, max_num_seqs=REGRESSED_MAX_NUM_SEQS)
 
     return Fault(regress, rollback)
 

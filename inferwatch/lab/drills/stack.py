@@ -146,6 +146,7 @@ class DrillStack:
 
         self.root.mkdir(parents=True, exist_ok=True)
         runtime.ensure_venv()
+        runtime.ensure_tiny_model(0, "large")  # the latency drill's bad deploy: built now, not mid-drill
         self.say("  starting two vLLM servers (CPU) ...")
         with concurrent.futures.ThreadPoolExecutor(2) as pool:  # each takes 25-60 s: start them together
             for future in [pool.submit(self.start_engine, model) for model in (MODEL_A, MODEL_B)]:
@@ -190,8 +191,9 @@ class DrillStack:
         self.say(f"  stack up: Prometheus {prometheus.url}, Alertmanager {am.url}, remediate {remediator.url}")
         return self
 
-    def start_engine(self, model: str, **options: Any) -> Any:
-        """Start (or restart on its old port) the vLLM server of `model`."""
+    def start_engine(self, model: str, size: str = "tiny", **options: Any) -> Any:
+        """Start (or restart on its old port) the vLLM server of `model`, serving weights of `size`
+        (tiny_model.SIZES) under that name."""
         from inferwatch.lab.engine import runtime
         from inferwatch.lab.engine.server import VllmServer
 
@@ -205,8 +207,8 @@ class DrillStack:
         workdir = self.root / model / f"start-{self._starts[model]}"
         workdir.mkdir(parents=True, exist_ok=True)
         env = {"VLLM_CPU_OMP_THREADS_BIND": WORKER_CORES[model]}
-        server = VllmServer(runtime.ensure_tiny_model(0), workdir, model, port, env=env, niceness=ENGINE_NICENESS,
-                            **options)
+        server = VllmServer(runtime.ensure_tiny_model(0, size), workdir, model, port, env=env,
+                            niceness=ENGINE_NICENESS, **options)
         self.engines[model] = server.start()
         return server
 
