@@ -27,6 +27,7 @@ RARE = {
     ("fleet", "Worst availability budget"): "the 30-day budget averages hourly means: empty until a whole hour",
     ("fleet", "Error budget remaining"): "the 30-day budget averages hourly means: empty until a whole hour",
     ("fleet", "Firing alerts"): "a healthy stack fires nothing",
+    ("autoscaling", "Query errors"): "a healthy scaler has no failed Prometheus queries (series appear with the first)",
 }
 # Series that must be in Prometheus before the panels are judged (the slowest to appear).
 SETTLED = (
