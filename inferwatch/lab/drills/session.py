@@ -28,7 +28,16 @@ def run_session(drills: list[Drill], workdir: str | None = None, report: str | N
 
 
 def drill_session(drills: list[Drill], root: Path, say=lambda text: print(text, flush=True)) -> list[Result] | None:
-    logging.getLogger("inferwatch").setLevel(logging.WARNING)  # the drill prints its own progress
+    logger = logging.getLogger("inferwatch")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # the drill prints its own progress
+    try:
+        return _session(drills, root, say)
+    finally:
+        logger.setLevel(level)  # a caller's logging (the test suite's caplog) is as it was
+
+
+def _session(drills: list[Drill], root: Path, say) -> list[Result] | None:
     say(f"inferwatch drill: working in {root}")
     stack = DrillStack(root, say=say)
     loads = {}
