@@ -28,8 +28,6 @@ class KedaStandIn:
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"keda-{name}")
-        self.answers: list[tuple[bool, float]] = []  # (active, desired replicas) of each successful poll
-        self.errors: list[str] = []  # gRPC status codes of failed polls (bounded)
 
     def start(self) -> KedaStandIn:
         self._thread.start()
@@ -41,16 +39,16 @@ class KedaStandIn:
         self._channel.close()
 
     def poll(self) -> None:
+        """One KEDA poll. Its answers go nowhere: the scaler's own metrics (and the dashboard) show them,
+        errors included."""
         import grpc
 
         try:
-            active = self._stub.IsActive(self._ref, timeout=10).result
-            request = self._pb.GetMetricsRequest(scaledObjectRef=self._ref, metricName="inferwatch")
-            (value,) = self._stub.GetMetrics(request, timeout=10).metricValues
-        except grpc.RpcError as exc:
-            self.errors = [*self.errors[-99:], exc.code().name]
-            return
-        self.answers = [*self.answers[-999:], (active, value.metricValueFloat)]
+            self._stub.IsActive(self._ref, timeout=10)
+            self._stub.GetMetrics(self._pb.GetMetricsRequest(scaledObjectRef=self._ref, metricName="inferwatch"),
+                                  timeout=10)
+        except grpc.RpcError:
+            pass  # counted by the scaler (inferwatch_scaler_rpcs_total{code!="OK"})
 
     def _run(self) -> None:
         while not self._stop.is_set():
