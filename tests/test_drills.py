@@ -50,6 +50,37 @@ def test_selection_and_unknown_names() -> None:
         catalog.by_name(["nope"])
 
 
+def test_a_drill_waits_out_an_earlier_drills_pending_alert(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart resolves a latency alert (its series vanish) that goes pending again once they are
+    back: the next drill must not start in that gap, nor while the alert is pending."""
+    from inferwatch.lab.drills import runner
+
+    drill = catalog.by_name(["traffic-surge"])[0]
+    pending = {"labels": {"alertname": "LLMTimeToFirstTokenSLABreach", **catalog.B}, "state": "pending"}
+    # quiet, pending again, then quiet for good: polls are 2 s apart (sleep is sped up below)
+    script = [[], [pending], [pending], [], [], [], [], []]
+    clock = {"now": 1000.0}
+    polls: list[int] = []
+
+    class Prom:
+        def alerts(self) -> list[dict]:
+            polls.append(1)
+            return script[min(len(polls) - 1, len(script) - 1)]
+
+    class Stack:
+        prometheus = Prom()
+
+    monkeypatch.setattr(runner.time, "time", lambda: clock["now"])
+    monkeypatch.setattr(runner.time, "sleep", lambda s: clock.__setitem__("now", clock["now"] + s))
+    monkeypatch.setattr(runner, "SETTLE_SECONDS", 5.0)
+    said: list[str] = []
+    runner._settle(Stack(), drill, said.append)  # type: ignore[arg-type]
+    # the pending alert at polls 2-3 restarts the quiet spell (t=4 s); quiet polls at 6 and 8 s take it to
+    # 10 s, 6 s >= 5 s after the last pending one: 5 polls. Without pending counting it would stop at 3.
+    assert len(polls) == 5, polls
+    assert said and "waited" in said[0]
+
+
 def test_table_shows_each_step_and_failures() -> None:
     drill = catalog.by_name(["engine-killed"])[0]
     ok = Result(drill, [Timing(drill.expect[0], firing=121.0, notified=122.5, action=122.6, resolved=30.0,

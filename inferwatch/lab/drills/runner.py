@@ -19,6 +19,8 @@ from inferwatch.lab.drills.load import Load
 from inferwatch.lab.drills.stack import DrillStack
 
 POLL_SECONDS = 0.5
+# A drill starts once its alerts have been inactive this long (scrapes and evaluations run every second).
+SETTLE_SECONDS = 30.0
 
 
 @dataclass
@@ -127,15 +129,27 @@ def run_drill(stack: DrillStack, drill: Drill, loads: dict[str, Load], say: Call
 
 
 def _settle(stack: DrillStack, drill: Drill, say: Callable[[str], None], timeout: float = 600.0) -> None:
-    """Wait until none of the drill's alerts (expected or quiet) fires: a clean start."""
+    """Wait until none of the drill's alerts (expected or quiet) is pending or firing for SETTLE_SECONDS
+    in a row: a clean start.
+
+    Pending counts, and the quiet spell must last: a restart drops a model's series, which resolves its
+    latency alerts while the 5-minute window still holds the slow requests; once the series are back
+    the alert goes pending again, and the next drill would be blamed for it.
+    """
     names = [(e.alert, e.labels) for e in drill.expect] + [(q.alert, q.labels) for q in drill.quiet]
-    watch = Watch(stack, time.time())
     deadline = time.time() + timeout
-    while any(watch.firing(alert, labels) for alert, labels in names):
-        if time.time() > deadline:
-            raise RuntimeError(f"{drill.name}: its alerts still fired after {timeout:.0f} s of waiting for a clean "
-                               "start (an earlier drill's fault did not end?)")
+    started = quiet_since = time.time()
+    while time.time() - quiet_since < SETTLE_SECONDS:
+        active = stack.prometheus.alerts()  # pending and firing
+        if any(a["labels"].get("alertname") == alert and matches(a["labels"], labels)
+               for a in active for alert, labels in names):
+            if time.time() > deadline:
+                raise RuntimeError(f"{drill.name}: its alerts were still active after {timeout:.0f} s of waiting "
+                                   "for a clean start (an earlier drill's fault did not end?)")
+            quiet_since = time.time()
         time.sleep(2)
+    if quiet_since > started:
+        say(f"[{drill.name}] waited {time.time() - started:.0f} s for an earlier drill's alerts to clear")
 
 
 def _observe(watch: Watch, drill: Drill, timings: list[Timing], t0: float, result: Result,
