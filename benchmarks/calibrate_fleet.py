@@ -2,8 +2,8 @@
 
 Starts the managed vLLM (tiny local model, as tests/conftest.py does), then at each concurrency level runs
 that many closed-loop clients (each sends its next request when the previous one finishes) with fixed prompt
-and output lengths, using the injector's streaming client (`inferwatch.inject.client.send`). Per level it
-records TTFT and TPOT medians and throughput; `inferwatch.lab.fleet.calibration.fit_curve` fits the curve
+and output lengths, measured as `inferwatch recommend sweep` does (`inferwatch.recommend.sweep.measure_level`).
+Per level it records TTFT and TPOT medians and throughput; `inferwatch.lab.fleet.calibration.fit_curve` fits the curve
 and the result, points included, goes to benchmarks/data/vllm-cpu-curve.json.
 
 Heavy: it runs vLLM on this machine's CPUs for several minutes. Run it alone:
@@ -15,45 +15,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import statistics
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-import aiohttp
-
-from inferwatch.inject.client import Target, send
-from inferwatch.inject.schedule import Arrival
+from inferwatch.inject.client import Target
 from inferwatch.lab.engine import runtime
 from inferwatch.lab.engine.server import VllmServer
 from inferwatch.lab.fleet.calibration import fit_curve, write_curve
+from inferwatch.recommend.sweep import measure_level
 
 OUT = Path(__file__).resolve().parent / "data" / "vllm-cpu-curve.json"
 KV_TOKENS = re.compile(r"KV cache size:\s*([\d,]+)\s*tokens")
 
 
-async def level(target: Target, concurrency: int, seconds: float, prompt: int, output: int) -> dict:
-    """Closed loop at one concurrency: medians of TTFT and TPOT, completed requests per second."""
-    results = []
-    deadline = time.perf_counter() + seconds
-
-    async def client(session: aiohttp.ClientSession) -> None:
-        while time.perf_counter() < deadline:
-            results.append(await send(session, target, Arrival(0.0, prompt, output)))
-
-    started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-        await asyncio.gather(*(client(session) for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    ok = [r for r in results if r.ok and r.ttft is not None and r.tpot is not None]
-    if not ok:
-        raise SystemExit(f"concurrency {concurrency}: no successful request ({[r.error for r in results][:5]})")
-    return {"concurrency": concurrency, "prompt_tokens": prompt, "output_tokens": output, "requests": len(ok),
-            "errors": len(results) - len(ok),
-            "ttft_p50_seconds": statistics.median(r.ttft for r in ok),
-            "tpot_p50_seconds": statistics.median(r.tpot for r in ok),
-            "throughput_requests_per_second": len(ok) / elapsed,
-            "throughput_output_tokens_per_second": sum(r.output_tokens for r in ok) / elapsed}
+def level(target: Target, concurrency: int, seconds: float, prompt: int, output: int) -> dict:
+    """Closed loop at one concurrency (`inferwatch recommend sweep`'s measurement): medians and p95s of
+    TTFT and TPOT, completed requests per second."""
+    point = asyncio.run(measure_level(target, concurrency, seconds, prompt, output))
+    if not point.requests:
+        raise SystemExit(f"concurrency {concurrency}: no successful request ({point.errors} errors)")
+    return {**asdict(point), "prompt_tokens": prompt, "output_tokens": output}
 
 
 def kv_cache_tokens(log: Path, fallback: int) -> int:
@@ -84,8 +67,8 @@ def main() -> None:
             target = Target(server.base_url, server.served_model_name, timeout=300)
             points = []
             for c in levels:
-                asyncio.run(level(target, c, args.warmup, args.prompt_tokens, args.output_tokens))
-                point = asyncio.run(level(target, c, args.seconds, args.prompt_tokens, args.output_tokens))
+                level(target, c, args.warmup, args.prompt_tokens, args.output_tokens)
+                point = level(target, c, args.seconds, args.prompt_tokens, args.output_tokens)
                 print(point, flush=True)
                 points.append(point)
             kv = kv_cache_tokens(server.log_path, fallback=server.max_model_len * args.max_num_seqs)

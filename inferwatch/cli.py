@@ -44,6 +44,7 @@ COMMANDS = (
     Command("remediate", "inferwatch.remediate.command"),
     Command("scaler", "inferwatch.scaler.command", extra="scaler"),
     Command("versions", "inferwatch.versions_command"),
+    Command("recommend", "inferwatch.recommend.command"),
     Command("inject", "inferwatch.inject.command", extra="inject"),
     Command("rules", "inferwatch.rules"),
     Command("dashboards", "inferwatch.dashboards.command"),

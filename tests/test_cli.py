@@ -56,6 +56,8 @@ def test_config_error_after_the_command(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "blocked", "extra"), [
     (["inject", "--url", "http://127.0.0.1:1"], ("aiohttp",), "inject"),
+    (["recommend", "sweep", "--url", "http://127.0.0.1:1", "--model", "m", "--out", "/nonexistent/x.json"],
+     ("aiohttp",), "inject"),
     (["demo", "--no-engine", "--duration", "1"], ("_jsonnet",), "demo"),
 ])
 def test_missing_extra_is_one_line_and_exit_2(args: list[str], blocked: tuple[str, ...], extra: str) -> None:

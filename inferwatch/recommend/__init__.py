@@ -1,0 +1,1 @@
+"""Capacity sweeps and configuration advice (`inferwatch recommend`)."""
