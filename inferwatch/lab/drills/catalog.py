@@ -79,6 +79,17 @@ DRILLS: tuple[Drill, ...] = (
         note="resolves once the errors leave the rule's 5-minute window",
     ),
     Drill(
+        "traffic-surge", "b",
+        "triple drill-b's request rate for 3 minutes: a legitimate peak within capacity",
+        expect=(),
+        quiet=(Quiet("LLMTimeToFirstTokenSLABreach", B), Quiet("LLMInterTokenLatencySLABreach", B),
+               Quiet("LLMTTFTBudgetBurn", B), Quiet("LLMErrorRatioAnomalous", B), Quiet("LLMEngineDown", B)),
+        observe_seconds=180.0,
+        note="nothing may page: the peak is served within the SLA. Before the latency drill, whose budget "
+             "burn (LLMTTFTBudgetBurn, a quiet one here) rightly stays pending for a while after its rollback",
+        params={"factor": 3.0},
+    ),
+    Drill(
         "latency-regression", "b",
         "restart drill-b's vLLM with a slower model and max_num_seqs=1 under steady load; a rollback action "
         "restores it",
@@ -87,16 +98,6 @@ DRILLS: tuple[Drill, ...] = (
         fire_timeout=360.0,  # restart (~30-60 s), queue build-up, the p95 over 5m crossing the SLA, `for: 2m`
         note="the restart itself (about 30 s down) must not page; the p95 clears once the slow requests "
              "leave the 5-minute window",
-    ),
-    Drill(
-        "traffic-surge", "b",
-        "triple drill-b's request rate for 3 minutes: a legitimate peak within capacity",
-        expect=(),
-        quiet=(Quiet("LLMTimeToFirstTokenSLABreach", B), Quiet("LLMInterTokenLatencySLABreach", B),
-               Quiet("LLMTTFTBudgetBurn", B), Quiet("LLMErrorRatioAnomalous", B), Quiet("LLMEngineDown", B)),
-        observe_seconds=180.0,
-        note="nothing may page: the peak is served within the SLA",
-        params={"factor": 3.0},
     ),
     Drill(
         "gpu-xid", "gpu",
