@@ -103,7 +103,7 @@ def test_drill_command_lists_and_refuses_unknown(capsys) -> None:
 
 @pytest.mark.slow
 def test_drill_all(engine_runtime, tmp_path: Path) -> None:
-    """The whole catalogue on the real drill stack (about 20 minutes: docs/fire-drills.md)."""
+    """The whole catalogue on the real drill stack (about 26 minutes: docs/fire-drills.md)."""
     from inferwatch.lab.drills.session import drill_session
 
     lines: list[str] = []

@@ -95,7 +95,8 @@ DRILLS: tuple[Drill, ...] = (
         "restores it",
         expect=(Expect("LLMTimeToFirstTokenSLABreach", "ml-platform-pager", B, action="rollback"),),
         quiet=(Quiet("LLMEngineDown", B), Quiet("LLMErrorRatioAnomalous", B), Quiet("LLMCapacityExceeded", B)),
-        fire_timeout=360.0,  # restart (~30-60 s), queue build-up, the p95 over 5m crossing the SLA, `for: 2m`
+        fire_timeout=480.0,  # restart (~30-60 s), queue build-up, the p95 over 5m crossing the SLA, `for: 2m`;
+        # measured 174-269 s
         note="the restart itself (about 30 s down) must not page; the p95 clears once the slow requests "
              "leave the 5-minute window",
     ),
