@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -148,3 +149,15 @@ def test_autoscaling_quick_prints_the_table():
     for name in ("inferwatch scaler", "production-stack", "ENOVA rules", "static-peak"):
         assert out.count(f"| {name}") == 2, name
     assert "| 60 s |" in out and "| 180 s |" in out
+
+
+def test_committed_cpu_curve_is_the_fit_of_its_own_measured_points():
+    """benchmarks/data/vllm-cpu-curve.json (benchmarks/calibrate_fleet.py on the real vLLM CPU server):
+    refitting its points gives its curve, so the file was not edited by hand."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "vllm-cpu-curve.json"
+    curve = calibration.load_curve(path)
+    data = json.loads(path.read_text())
+    refit = calibration.fit_curve(data["points"], curve.name, curve.source, curve.max_num_seqs,
+                                  curve.kv_cache_tokens, curve.max_model_len)
+    assert refit == curve
+    assert {p["concurrency"] for p in data["points"]} >= {1, 8}
