@@ -83,6 +83,12 @@
         '4xx': { factor: 4, floor: 0.1, minEvents: 20 },
       },
       baselineWindow: '1d',
+      // http_requests_total has no model label: the model comes from the instance's last
+      // vllm:num_requests_running sample this recent. A plain instant lookup lost it on every failed
+      // scrape, which emptied the ratio for one evaluation and restarted the alert's `for` (a fire
+      // drill on a loaded machine stayed pending 8 minutes). A model renamed on the same instance
+      // maps to both names for this long: the join then errors and the ratio is absent meanwhile.
+      modelLookback: '2m',
       'for': '2m',
     },
 

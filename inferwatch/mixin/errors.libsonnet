@@ -25,7 +25,7 @@ local lib = import 'lib.libsonnet';
     totalHourly: 'model_name:llm_http_requests:avg1h',
     baseline: 'model_name_status:llm_http_requests_per_requests:baseline_ratio' + h.baselineWindow,
     // the model each vLLM instance serves (http_requests_total has no model label)
-    modelOf: 'group by (job, instance, model_name) (vllm:num_requests_running{' + c.vllmSelector + '})',
+    modelOf: 'group by (job, instance, model_name) (last_over_time(vllm:num_requests_running{' + c.vllmSelector + '}[' + h.modelLookback + ']))',
   },
   local names = {
     ratio: 'model_name_finished_reason:llm_requests_per_requests:ratio_rate' + w,
