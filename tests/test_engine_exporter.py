@@ -164,6 +164,39 @@ def test_version_from_config_wins_and_changes_are_counted(peers, tmp_path: Path)
         running.stop()
 
 
+def test_a_slow_first_fingerprint_is_not_a_version_change(peers, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a loaded host the first fingerprint outlasts a scrape's wait: the exporter must not report
+    the served root meanwhile, or the fingerprint's arrival counts as a deploy (seen in CI: the first
+    version never settled, because it was replaced by itself)."""
+    from inferwatch.exporters.engine import version as version_module
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"layers": 2}')
+    real_sample = version_module._sample
+
+    def slow_sample(path: Path, size: int) -> bytes:
+        time.sleep(1.0)
+        return real_sample(path, size)
+
+    monkeypatch.setattr(version_module, "_sample", slow_sample)
+    url = peers(Behaviour(root=str(model_dir)))
+    running = engine_server.start(EngineExporterConfig(endpoints=[endpoint("a", url)], listen_address="127.0.0.1",
+                                                       port=0, model_dirs_allowed=[str(tmp_path)]))
+    try:
+        early = scrape(running.port)
+        assert "inferwatch_model_version_info{" not in early, "no version before the fingerprint, not the root"
+        deadline = time.monotonic() + 10
+        while "inferwatch_model_version_info{" not in (text := scrape(running.port)):
+            assert time.monotonic() < deadline, "the fingerprint never arrived"
+            time.sleep(0.2)
+        assert 'source="model_dir"' in text
+        assert f'inferwatch_model_version_changes_total{{endpoint="a",model_name="{DEFAULT_MODEL}"}} 0.0' in text
+    finally:
+        running.stop()
+
+
 def test_directory_version_covers_large_files(tmp_path: Path) -> None:
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(b"\0" * (5 * 1024 * 1024))

@@ -23,6 +23,7 @@ from inferwatch.config import EndpointConfig, EngineExporterConfig
 from inferwatch.exporters.engine import server as engine_server
 from inferwatch.lab.drills.load import Load
 from inferwatch.lab.engine.server import VllmServer
+from inferwatch.lab.process import StackError
 from inferwatch.lab.stack import Prometheus, wait_until
 
 pytestmark = pytest.mark.slow
@@ -111,7 +112,18 @@ def served_version(prometheus: Prometheus) -> str | None:
 def wait_settled(prometheus: Prometheus, version: str) -> float:
     """Wait for `version` to be the settled one; return when it settled."""
     expr = f'model_name_version:inferwatch_model_version:settled{{model_name="{MODEL}",version="{version}"}}'
-    prometheus.wait_for_series(expr, timeout=SETTLE + 60)
+    try:
+        prometheus.wait_for_series(expr, timeout=SETTLE + 60)
+    except StackError as exc:  # say which of settled's conditions failed
+        inputs = {name: prometheus.query(query) for name, query in {
+            "versions": f'inferwatch_model_version_info{{model_name="{MODEL}"}}',
+            "age_seconds": f'model_name:inferwatch_model_version:age_seconds{{model_name="{MODEL}"}}',
+            "max_count": f'max_over_time(model_name:inferwatch_model_versions:count{{model_name="{MODEL}"}}'
+                         f'[{SETTLE}s])',
+            "min_engine_up": f'min_over_time(inferwatch_engine_up{{model_name="{MODEL}"}}[{SETTLE}s])',
+            "changes": f'inferwatch_model_version_changes_total{{model_name="{MODEL}"}}',
+        }.items()}
+        raise StackError(f"{exc}; inputs: {inputs}") from exc
     return time.time()
 
 

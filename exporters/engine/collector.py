@@ -212,6 +212,10 @@ class EngineCollector(Collector):
             fingerprint = self._dir_version.of(directory)
             if fingerprint:
                 return fingerprint, "model_dir"
+            if self._dir_version.pending(directory):
+                # Slow disk or a loaded host: keep the last version (none yet at start-up). Reporting
+                # the served root now would count a spurious change when the fingerprint lands.
+                return None
         if result.model_root:
             return clean(result.model_root), "served_root"
         return None

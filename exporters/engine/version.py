@@ -8,7 +8,9 @@ reported root under `engine_exporter.model_dirs_allowed`; default: none).
 The fingerprint covers every regular file's name and size, the whole content of small files
 (configs, tokenizer) and the first and last MiB of large ones (weights), reading no more than a
 file's own size (so /proc files read nothing). Work happens on a small worker pool with a time
-budget; a scrape waits for it at most `wait_seconds` and otherwise reports the last known value.
+budget; a scrape waits for it at most `wait_seconds` and otherwise reports the last known value,
+or says the first fingerprint is `pending` (the caller then reports no new version yet, rather
+than a stand-in that would count as a deploy when the real fingerprint arrives).
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ class DirectoryVersion:
             with self._lock:
                 known = self._known.get(directory)
             return known[1] if known else None
+
+    def pending(self, directory: str) -> bool:
+        """True while the directory's first fingerprint is still being computed."""
+        with self._lock:
+            future, known = self._running.get(directory), self._known.get(directory)
+        return known is None and future is not None and not future.done()
 
     def close(self) -> None:
         self._pool.shutdown()
