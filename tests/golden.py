@@ -20,6 +20,8 @@ with one command and review that diff like code.
   but `inferwatch_engine_up`'s `target` (host:port), where the free port is written as `PORT`.
 - Probe: what `GET /probe` answers for a module against a fake engine with a fixed answer (a passing
   case, a failing assertion, a `similar` assertion with no embedder) and against a refusing port.
+- Scaler: its collector after a fixed sequence of calls, queries and decisions (the counting the
+  servicer does), with more ScaledObjects than `max_tracked_objects` and a name needing cleaning.
 - Served as in production (`kit.exporter.registry_for`: the component's families plus the kit's
   self-metrics), minus the test process's own `process_*`/`python_*` families.
 - Values measuring real time are replaced by `MASKED` (the series and its labels are still checked):
@@ -76,6 +78,7 @@ def cases() -> dict[str, Callable[[], str]]:
     out["probe.txt"] = probe_exposition
     out["feedback.txt"] = feedback_exposition
     out["drift.txt"] = drift_exposition
+    out["scaler.txt"] = scaler_exposition
     return out
 
 
@@ -231,6 +234,27 @@ def drift_exposition() -> str:
                      flags=re.MULTILINE)
     return header("drift exporter, samples only: one model whose prompts grew since yesterday, one with too few "
                   "samples; scores rounded to 4 places") + normalise(rounded)
+
+
+def scaler_exposition() -> str:
+    from inferwatch.config import ScalerConfig
+    from inferwatch.scaler.metrics import ScalerCollector
+    from inferwatch.scaler.policy import Decision
+
+    collector = ScalerCollector(ScalerConfig(max_tracked_objects=2))
+    for method, code in [("GetMetricSpec", "OK"), ("GetMetrics", "OK"), ("GetMetrics", "OK"), ("IsActive", "OK"),
+                         ("GetMetrics", "UNAVAILABLE"), ("GetMetrics", "INVALID_ARGUMENT"), ("GetMetrics", "BOGUS")]:
+        collector.rpc(method, code)
+    for stage, failure in [("demand", None), ("demand", None), ("seasonal", None), ("demand", "refused"),
+                           ("capacity_history", "no_data")]:
+        collector.query(stage, failure)
+    collector.decided("prod", "llama-70b", "meta/llama-70b", Decision(3.25, True, 41.5, 12.8, "forecast"), 0.004)
+    collector.decided("prod", "qwen 7b\n", "qwen", Decision(0.0, False, 0.0, 20.0, "idle"), 0.003)
+    collector.decided("staging", "over-the-cap", "other", Decision(1.0, True, 2.0, 2.0, "min"), 0.002)
+    collector.stream(+1)
+    text = generate_latest(registry_for(collector)).decode()
+    return header("scaler after seven calls (one unknown code), five queries (two failed) and decisions for three "
+                  "ScaledObjects, one beyond max_tracked_objects=2") + normalise(text)
 
 
 def header(what: str) -> str:
