@@ -9,11 +9,11 @@ import time
 
 from inferwatch.config import InferwatchConfig
 from inferwatch.kit.commands import EXIT_OK, EXIT_USAGE, CommandError
+from inferwatch.kit.prometheus import CommandPrometheus
 
 HELP = "list model versions (first/last seen, endpoints) and compare the current version with the previous one"
 
 STEP = 60  # seconds: one point a minute
-MAX_POINTS = 11000  # Prometheus' own limit per query_range is 11 000 points a series
 INFO = "inferwatch_model_version_info"
 # (label, the settled version's recorded mean, the previous version's)
 COMPARED = (
@@ -53,36 +53,7 @@ def _selector(metric: str, model: str | None) -> str:
     return metric + '{model_name="' + model.replace("\\", "\\\\").replace('"', '\\"') + '"}'
 
 
-class _Prometheus:
-    """kit.prometheus with the range split into chunks Prometheus accepts, and failures as CommandError."""
-
-    def __init__(self, url: str):
-        from inferwatch.kit.prometheus import PrometheusAPI
-
-        self.api = PrometheusAPI(url, timeout=60.0)
-
-    def _api(self, path: str, **params: object) -> list[dict]:
-        from inferwatch.kit.httpclient import FetchError
-        from inferwatch.kit.prometheus import QueryError
-
-        try:
-            return self.api.get(path, params)["result"]
-        except (FetchError, QueryError) as exc:
-            raise CommandError(f"prometheus: {exc}") from None
-
-    def query(self, expr: str) -> list[dict]:
-        return self._api("query", query=expr)
-
-    def query_range(self, expr: str, start: float, end: float) -> list[dict]:
-        series: list[dict] = []
-        chunk = STEP * (MAX_POINTS - 1)
-        while start <= end:
-            series += self._api("query_range", query=expr, start=start, end=min(end, start + chunk), step=STEP)
-            start += chunk + STEP
-        return series
-
-
-def history(prom: _Prometheus, model: str | None, start: float, end: float) -> dict[str, list[dict]]:
+def history(prom: CommandPrometheus, model: str | None, start: float, end: float) -> dict[str, list[dict]]:
     """model -> versions in order of first sight: first/last seen and the most endpoints serving it."""
     # last_over_time over one step: a version served for less than a step between two steps still shows.
     expr = f"count by (model_name, version) (last_over_time({_selector(INFO, model)}[{STEP}s]))"
@@ -100,7 +71,7 @@ def history(prom: _Prometheus, model: str | None, start: float, end: float) -> d
     return dict(sorted(models.items()))
 
 
-def comparison(prom: _Prometheus, model: str | None) -> dict[str, dict]:
+def comparison(prom: CommandPrometheus, model: str | None) -> dict[str, dict]:
     """model -> the settled current version, the previous one and each recorded pair of values."""
     out: dict[str, dict] = {}
     for sample in prom.query(_selector(PREVIOUS, model)):
@@ -129,7 +100,7 @@ def _num(v: float | None) -> str:
 def run(args: argparse.Namespace, config: InferwatchConfig) -> int:
     end = time.time()
     start = end - parse_age(args.since)
-    prom = _Prometheus(args.prometheus_url)
+    prom = CommandPrometheus(args.prometheus_url, step=STEP)
     models = history(prom, args.model, start, end)
     compared = comparison(prom, args.model)
     if args.json:

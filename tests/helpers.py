@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import urllib.request
+from pathlib import Path
+
+import pytest
 
 
 def scrape(port: int, path: str = "/metrics") -> str:
@@ -35,3 +40,20 @@ def scrape_samples(url: str) -> dict[str, dict[tuple, float]]:
         for sample in family.samples:
             out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
     return out
+
+
+def backfilled_prometheus(workdir: Path, openmetrics: str, max_block_duration: str | None = None):
+    """A started real Prometheus whose TSDB holds exactly `openmetrics` (backfilled with promtool, nothing
+    scraped); the caller stops it."""
+    from inferwatch.lab.stack import Prometheus
+
+    if shutil.which("promtool") is None or shutil.which("prometheus") is None:
+        pytest.fail("promtool and prometheus must be installed (scripts/setup.sh)")
+    source = workdir / "history.om"
+    source.write_text(openmetrics)
+    (workdir / "data").mkdir()
+    block = [f"--max-block-duration={max_block_duration}"] if max_block_duration else []
+    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", *block, str(source),
+                    str(workdir / "data")], check=True, capture_output=True, timeout=300)
+    source.unlink()
+    return Prometheus(workdir, retention="30d", scrape_interval="1h", evaluation_interval="1h").start()

@@ -14,7 +14,6 @@ import functools
 import gzip
 import json
 import math
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import backfilled_prometheus
 
 from inferwatch import assets
 from inferwatch.backtest import BacktestError
@@ -138,16 +138,7 @@ def history() -> History:
 @pytest.fixture(scope="session")
 def backfilled(history: History, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     """A real Prometheus whose TSDB holds exactly `history` (backfilled, nothing scraped)."""
-    if shutil.which("promtool") is None or shutil.which("prometheus") is None:
-        pytest.fail("promtool and prometheus must be installed (see the README's test command)")
-    workdir = tmp_path_factory.mktemp("backfilled")
-    source = workdir / "history.om"
-    source.write_text(history.to_openmetrics())
-    (workdir / "data").mkdir()
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(workdir / "data")],
-                   check=True, capture_output=True, timeout=300)
-    source.unlink()
-    server = Prometheus(workdir, retention="30d", scrape_interval="1h", evaluation_interval="1h").start()
+    server = backfilled_prometheus(tmp_path_factory.mktemp("backfilled"), history.to_openmetrics())
     yield server
     server.stop()
 

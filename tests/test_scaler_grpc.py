@@ -32,7 +32,7 @@ import pytest
 grpc = pytest.importorskip("grpc", reason="the scaler extra (grpcio) is not installed")
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
-from helpers import scrape_samples  # noqa: E402
+from helpers import backfilled_prometheus, scrape_samples  # noqa: E402
 
 from inferwatch.config import ScalerConfig  # noqa: E402
 from inferwatch.lab.process import free_port  # noqa: E402
@@ -110,16 +110,7 @@ def openmetrics() -> str:
 @pytest.fixture(scope="module")
 def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     """One real Prometheus for the module whose TSDB holds exactly the scenarios (nothing scraped)."""
-    if shutil.which("promtool") is None or shutil.which("prometheus") is None:
-        pytest.fail("promtool and prometheus must be installed (scripts/setup.sh)")
-    workdir = tmp_path_factory.mktemp("scaler-prometheus")
-    source = workdir / "history.om"
-    source.write_text(openmetrics())
-    (workdir / "data").mkdir()
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h",
-                    str(source), str(workdir / "data")], check=True, capture_output=True, timeout=300)
-    source.unlink()
-    server = Prometheus(workdir, retention="30d", scrape_interval="1h", evaluation_interval="1h").start()
+    server = backfilled_prometheus(tmp_path_factory.mktemp("scaler-prometheus"), openmetrics(), "24h")
     yield server
     server.stop()
 

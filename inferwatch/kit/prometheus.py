@@ -42,3 +42,33 @@ class PrometheusAPI:
         if selector:
             params["match[]"] = selector
         return sorted(self.get(f"label/{label}/values", params))
+
+
+MAX_POINTS = 11000  # Prometheus' own limit per query_range is 11 000 points a series
+
+
+class CommandPrometheus:
+    """For CLI commands: range queries split into chunks Prometheus accepts, failures as CommandError."""
+
+    def __init__(self, url: str, step: float = 60.0, timeout: float = 60.0):
+        self.api, self.step = PrometheusAPI(url, timeout=timeout), step
+
+    def _api(self, path: str, **params: object) -> list[dict]:
+        from inferwatch.kit.commands import CommandError
+        from inferwatch.kit.httpclient import FetchError
+
+        try:
+            return self.api.get(path, params)["result"]
+        except (FetchError, QueryError) as exc:
+            raise CommandError(f"prometheus: {exc}") from None
+
+    def query(self, expr: str) -> list[dict]:
+        return self._api("query", query=expr)
+
+    def query_range(self, expr: str, start: float, end: float) -> list[dict]:
+        series: list[dict] = []
+        chunk = self.step * (MAX_POINTS - 1)
+        while start <= end:
+            series += self._api("query_range", query=expr, start=start, end=min(end, start + chunk), step=self.step)
+            start += chunk + self.step
+        return series

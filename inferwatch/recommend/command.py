@@ -4,7 +4,8 @@
 writes a sweep file; run it once per configuration (restart vLLM with one setting changed, sweep
 again). `advise` reads sweep files and prints, per configuration, the requests/s one replica serves
 within the SLO, the replicas a target load needs, and the setting changes worth making with their
-measured effect (docs/recommend.md).
+measured effect. `history` reads the same capacity off Prometheus (the shipped recording rules over a
+past window): no load to generate, but only the loads the fleet happened to run at (docs/recommend.md).
 """
 
 from __future__ import annotations
@@ -41,12 +42,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sweep.add_argument("--out", required=True, type=Path, help="the sweep file to write (JSON)")
     adv = add("advise", "read sweep files and advise replicas and settings", _advise)
     adv.add_argument("sweeps", nargs="+", type=Path, metavar="SWEEP", help="sweep files (`recommend sweep --out`)")
-    adv.add_argument("--ttft-slo", type=float, default=2.0, help="p95 TTFT SLO, seconds (default 2, the mixin's SLA)")
-    adv.add_argument("--tpot-slo", type=float, default=0.2,
-                     help="p95 time per output token SLO, seconds (default 0.2, the mixin's ITL SLA)")
-    adv.add_argument("--max-error-ratio", type=float, default=0.01, help="errors a level may have (default 0.01)")
-    adv.add_argument("--target-rps", type=float, help="the load to plan for, requests/s: gives replica counts")
-    adv.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    _slo_arguments(adv)
+    hist = add("history", "read the capacity per replica off Prometheus history (the shipped rules)", _history)
+    hist.add_argument("--prometheus-url", required=True, metavar="URL", help="e.g. http://localhost:9090")
+    hist.add_argument("--model", required=True, help="model_name")
+    hist.add_argument("--since", default="7d", help="how far back (default 7d)")
+    hist.add_argument("--step", default="5m", help="one step per this much history (default 5m, the rate window)")
+    hist.add_argument("--bins", type=int, default=10, help="load bins (default 10)")
+    hist.add_argument("--min-steps", type=int, default=6, help="steps a bin needs to count (default 6)")
+    _slo_arguments(hist)
+
+
+def _slo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ttft-slo", type=float, default=2.0,
+                        help="p95 TTFT SLO, seconds (default 2, the mixin's SLA)")
+    parser.add_argument("--tpot-slo", type=float, default=0.2,
+                        help="p95 time per output token SLO, seconds (default 0.2, the mixin's ITL SLA)")
+    parser.add_argument("--max-error-ratio", type=float, default=0.01, help="errors allowed (default 0.01)")
+    parser.add_argument("--target-rps", type=float, help="the load to plan for, requests/s: gives replica counts")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+
+def _slo(args: argparse.Namespace, action: str) -> Slo:
+    if args.ttft_slo <= 0 or args.tpot_slo <= 0 or not 0 <= args.max_error_ratio < 1:
+        raise CommandError(f"recommend {action}: the SLOs must be positive and --max-error-ratio in [0, 1)",
+                           EXIT_USAGE)
+    if args.target_rps is not None and args.target_rps <= 0:
+        raise CommandError(f"recommend {action}: --target-rps must be positive", EXIT_USAGE)
+    return Slo(args.ttft_slo, args.tpot_slo, args.max_error_ratio)
 
 
 def run(args: argparse.Namespace, config: Any) -> int:
@@ -97,16 +120,45 @@ def _sweep(args: argparse.Namespace, config: Any) -> int:
 
 
 def _advise(args: argparse.Namespace, config: Any) -> int:
-    if args.ttft_slo <= 0 or args.tpot_slo <= 0 or not 0 <= args.max_error_ratio < 1:
-        raise CommandError("recommend advise: the SLOs must be positive and --max-error-ratio in [0, 1)", EXIT_USAGE)
-    if args.target_rps is not None and args.target_rps <= 0:
-        raise CommandError("recommend advise: --target-rps must be positive", EXIT_USAGE)
+    slo = _slo(args, "advise")
     try:
         sweeps = [read_sweep(path) for path in args.sweeps]
     except SweepFileError as exc:
         raise CommandError(f"recommend advise: {exc}", EXIT_USAGE) from None
-    result = advice_module.advise(sweeps, Slo(args.ttft_slo, args.tpot_slo, args.max_error_ratio), args.target_rps)
+    result = advice_module.advise(sweeps, slo, args.target_rps)
     print(json.dumps(to_json(result), indent=2) if args.json else advice_module.format_advice(result))
+    return 0
+
+
+def _history(args: argparse.Namespace, config: Any) -> int:
+    import time
+
+    from inferwatch.kit.prometheus import CommandPrometheus
+    from inferwatch.kit.timeparse import parse_duration
+    from inferwatch.recommend import history
+
+    slo = _slo(args, "history")
+    try:
+        since, step = parse_duration(args.since, "--since"), parse_duration(args.step, "--step")
+    except ValueError as exc:
+        raise CommandError(f"recommend history: {exc}", EXIT_USAGE) from None
+    if step <= 0 or args.bins < 1 or args.min_steps < 1:
+        raise CommandError("recommend history: --step, --bins and --min-steps must be positive", EXIT_USAGE)
+    end = time.time()
+    steps = history.read_steps(CommandPrometheus(args.prometheus_url, step=step), args.model, end - since, end)
+    if not steps:
+        raise CommandError(f"recommend history: no {history.SERIES['load']} and "
+                           f"{history.SERIES['ttft']} for model {args.model!r} in the last {args.since}: "
+                           "are the inferwatch recording rules loaded?")
+    result = history.capacity_from_history(steps, slo, args.bins, args.min_steps)
+    if args.json:
+        print(json.dumps({"model": args.model, "slo": slo.__dict__, "steps": result.steps,
+                          "bins": [b.__dict__ | {"holds": b.holds} for b in result.bins],
+                          "requests_per_second_within_slo": result.requests_per_second,
+                          "lower_bound": result.lower_bound, "target_requests_per_second": args.target_rps,
+                          "replicas": result.replicas(args.target_rps), "notes": result.notes}, indent=2))
+    else:
+        print(history.format_history(result, args.model, args.target_rps))
     return 0
 
 
