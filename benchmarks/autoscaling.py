@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +73,17 @@ def offered_history(demand: Demand, end: float, tick: float) -> list[float]:
     return (shifted / 60.0).tolist()
 
 
+def default_runs(predictive: controllers.Predictive, static: int, initial: int, max_replicas: int) -> list:
+    """(controller, initial replicas) for the four controllers compared."""
+    return [(predictive, initial), (controllers.ProductionStack(max_replicas), initial),
+            (controllers.Enova(max_replicas, TICK), initial), (controllers.Static(static), static)]
+
+
 def run_scenario(sc: Scenario, window: Window, curve: calibration.Curve, trace_dir: Path,
-                 overrides: dict[str, str] | None = None, scaler_only: bool = False) -> tuple[list[Result], dict]:
-    """All controllers (or only this scaler, for tuning) at both start-ups; `overrides` are policy metadata."""
+                 overrides: dict[str, str] | None = None, scaler_only: bool = False,
+                 runs_for: Callable[..., list] = default_runs) -> tuple[list[Result], dict]:
+    """All controllers (or only this scaler, for tuning) at both start-ups; `overrides` are policy metadata;
+    `runs_for(predictive, static, initial, max_replicas)` picks the controllers (default: the four)."""
     trace = load_trace(trace_dir / f"{sc.trace}.csv")
     capacity = capacity_at_slo(trace, curve, TTFT_SLO, quantile=0.99, seed=sc.seed)
     envelope = Envelope(seed=sc.seed)
@@ -92,12 +101,8 @@ def run_scenario(sc: Scenario, window: Window, curve: calibration.Curve, trace_d
         policy = parse_policy({"model": "bench", "capacityPerReplica": f"{capacity:.6g}",
                                "startupSeconds": f"{startup:g}s", "minReplicas": "1",
                                "maxReplicas": str(max_replicas), **(overrides or {})})
-        runs = [
-            (controllers.Predictive(policy, history, 0.0, TICK, OBJECTIVE, max_replicas), initial),
-            (controllers.ProductionStack(max_replicas), initial),
-            (controllers.Enova(max_replicas, TICK), initial),
-            (controllers.Static(static), static),
-        ]
+        predictive = controllers.Predictive(policy, history, 0.0, TICK, OBJECTIVE, max_replicas)
+        runs = runs_for(predictive, static, initial, max_replicas)
         for controller, first in runs[:1] if scaler_only else runs:
             result = simulate(demand, controller, curve, startup, window.start, window.end, TTFT_SLO, first,
                               TICK, controller.name)

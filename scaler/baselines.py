@@ -73,12 +73,14 @@ def _p90(values: Sequence[float]) -> float:
 
 def enova_decide(replicas: int, max_replicas: int, pending: Sequence[float], new_requests: Sequence[float],
                  success_requests: Sequence[float], running_per_replica: Sequence[float],
-                 kv_usage: Sequence[float], max_num_seqs: int) -> int:
-    """ENOVA's next replica count from the last ENOVA_WINDOW_MINUTES one-minute buckets (oldest first)."""
+                 kv_usage: Sequence[float], max_num_seqs: int,
+                 pending_threshold: float = ENOVA_PENDING_THRESHOLD) -> int:
+    """ENOVA's next replica count from the last ENOVA_WINDOW_MINUTES one-minute buckets (oldest first).
+    `pending_threshold` is ENOVA's 50 unless the benchmark tunes it (docs/autoscaling.md)."""
     m = ENOVA_WINDOW_MINUTES
     if len(pending) < m:
         return replicas
-    if all(p >= ENOVA_PENDING_THRESHOLD for p in pending[-m:]):
+    if all(p >= pending_threshold for p in pending[-m:]):
         success = _p90(success_requests[-m:])
         ratio = _p90(new_requests[-m:]) / success if success > 0 else 2.0
         return int(min(max(math.ceil(ratio * replicas), replicas), max_replicas))

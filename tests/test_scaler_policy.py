@@ -261,6 +261,9 @@ def test_enova_rules():
     down = baselines.enova_decide(5, 50, [0] * 3, [1] * 3, [1] * 3, [2, 3, 4], [0.05] * 3, 48)
     assert down == 3
     assert baselines.enova_decide(1, 50, [0] * 3, [1] * 3, [1] * 3, [0] * 3, [0.0] * 3, 48) == 1
+    queued = ([12, 15, 11], [300, 320, 330], [150, 160, 165], [40] * 3, [0.9] * 3, 48)
+    assert baselines.enova_decide(4, 50, *queued) == 4, "below ENOVA's 50 pending"
+    assert baselines.enova_decide(4, 50, *queued, pending_threshold=10) == 8, "a tuned threshold"
 
 
 def test_static_peak():

@@ -83,8 +83,11 @@ class ProductionStack:
 class Enova:
     name = "ENOVA rules"
 
-    def __init__(self, max_replicas: int, tick: float) -> None:
-        self.max_replicas, self.tick = max_replicas, tick
+    def __init__(self, max_replicas: int, tick: float,
+                 pending_threshold: float = baselines.ENOVA_PENDING_THRESHOLD) -> None:
+        self.max_replicas, self.tick, self.pending_threshold = max_replicas, tick, pending_threshold
+        if pending_threshold != baselines.ENOVA_PENDING_THRESHOLD:
+            self.name = f"ENOVA rules, pending >= {pending_threshold:g}"
         self.every = max(1, round(baselines.ENOVA_INTERVAL_SECONDS / tick))
         self.per_minute = max(1, round(60.0 / tick))
 
@@ -99,7 +102,7 @@ class Enova:
         running = [sum(obs.running[j] / obs.ready[j] for j in bucket if obs.ready[j]) / w for bucket in buckets]
         kv = [sum(obs.kv_usage[j] for j in bucket) / w for bucket in buckets]
         return baselines.enova_decide(fleet.total, self.max_replicas, pending, new, success, running, kv,
-                                      obs.curve.max_num_seqs)
+                                      obs.curve.max_num_seqs, self.pending_threshold)
 
 
 class Static:
