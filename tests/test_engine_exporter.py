@@ -197,6 +197,24 @@ def test_a_slow_first_fingerprint_is_not_a_version_change(peers, tmp_path: Path,
         running.stop()
 
 
+def test_a_fingerprint_over_its_budget_stops_being_pending(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pending lasts until the first attempt ends, success or not: a directory too big to hash within the
+    budget must fall back to the served root, not stay versionless."""
+    from inferwatch.exporters.engine import version as version_module
+
+    for name in ("a.bin", "b.bin"):
+        (tmp_path / name).write_bytes(b"x")
+    real_sample = version_module._sample
+    monkeypatch.setattr(version_module, "_sample", lambda path, size: (time.sleep(0.5), real_sample(path, size))[1])
+    versions = DirectoryVersion(wait_seconds=0.05, budget_seconds=0.2)
+    assert versions.lookup(str(tmp_path)) == (None, True), "the first attempt is still running"
+    deadline = time.monotonic() + 10
+    while (answer := versions.lookup(str(tmp_path))) == (None, True):
+        assert time.monotonic() < deadline, "still pending after the first attempt ended"
+        time.sleep(0.1)
+    assert answer == (None, False) and versions.timeouts >= 1
+
+
 def test_directory_version_covers_large_files(tmp_path: Path) -> None:
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(b"\0" * (5 * 1024 * 1024))

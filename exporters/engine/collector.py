@@ -209,10 +209,10 @@ class EngineCollector(Collector):
             return endpoint.model_version, "config"
         directory = endpoint.model_dir or result.model_root
         if directory and self._dir_version.allows(directory, configured=bool(endpoint.model_dir)):
-            fingerprint = self._dir_version.of(directory)
+            fingerprint, pending = self._dir_version.lookup(directory)
             if fingerprint:
                 return fingerprint, "model_dir"
-            if self._dir_version.pending(directory):
+            if pending:
                 # Slow disk or a loaded host: keep the last version (none yet at start-up). Reporting
                 # the served root now would count a spurious change when the fingerprint lands.
                 return None

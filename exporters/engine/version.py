@@ -40,6 +40,7 @@ class DirectoryVersion:
         self._known: dict[str, tuple[tuple, str]] = {}  # directory -> (stat key, version)
         self._running: dict[str, concurrent.futures.Future] = {}
         self.timeouts = 0  # fingerprints abandoned at the time budget
+        self._tried: dict[str, None] = {}  # directories with a finished attempt (an ordered set, bounded)
 
     def allows(self, directory: str, configured: bool = False) -> bool:
         if configured:
@@ -52,27 +53,35 @@ class DirectoryVersion:
 
     def of(self, directory: str) -> str | None:
         """The directory's fingerprint, as fresh as `wait_seconds` allows; None if never computed."""
+        return self.lookup(directory)[0]
+
+    def lookup(self, directory: str) -> tuple[str | None, bool]:
+        """(`of`, pending): pending while the directory's first fingerprint is still being computed,
+        decided at the same moment as the answer (a later check could see it land in between)."""
         with self._lock:
             future = self._running.get(directory)
             if future is None or future.done():
                 future = self._running[directory] = self._pool.submit(self._compute, directory)
         try:
-            return future.result(timeout=self.wait_seconds)
+            return future.result(timeout=self.wait_seconds), False
         except concurrent.futures.TimeoutError:
             with self._lock:
-                known = self._known.get(directory)
-            return known[1] if known else None
-
-    def pending(self, directory: str) -> bool:
-        """True while the directory's first fingerprint is still being computed."""
-        with self._lock:
-            future, known = self._running.get(directory), self._known.get(directory)
-        return known is None and future is not None and not future.done()
+                known, tried = self._known.get(directory), directory in self._tried
+            return (known[1] if known else None), known is None and not tried
 
     def close(self) -> None:
         self._pool.shutdown()
 
     def _compute(self, directory: str) -> str | None:
+        try:
+            return self._fingerprint(directory)
+        finally:
+            with self._lock:
+                self._tried[directory] = None
+                while len(self._tried) > 64:
+                    self._tried.pop(next(iter(self._tried)))
+
+    def _fingerprint(self, directory: str) -> str | None:
         deadline = time.monotonic() + self.budget
         files = _regular_files(Path(directory), deadline)
         if files is None:

@@ -93,10 +93,14 @@ class Advice:
         return self.capacities[0]
 
     def replicas(self, capacity: Capacity) -> int | None:
-        """Replicas for the target load at this capacity (None: no target, or the SLO is never met)."""
-        if self.target_requests_per_second is None or capacity.requests_per_second <= 0:
-            return None
-        return max(1, math.ceil(self.target_requests_per_second / capacity.requests_per_second - 1e-9))
+        return replicas_for(self.target_requests_per_second, capacity.requests_per_second)
+
+
+def replicas_for(target_requests_per_second: float | None, capacity_per_replica: float) -> int | None:
+    """Replicas for the target load at this capacity (None: no target, or the SLO is never met)."""
+    if target_requests_per_second is None or capacity_per_replica <= 0:
+        return None
+    return max(1, math.ceil(target_requests_per_second / capacity_per_replica - 1e-9))
 
 
 def meets(point: Point, slo: Slo) -> bool:

@@ -142,8 +142,8 @@ def _history(args: argparse.Namespace, config: Any) -> int:
         since, step = parse_duration(args.since, "--since"), parse_duration(args.step, "--step")
     except ValueError as exc:
         raise CommandError(f"recommend history: {exc}", EXIT_USAGE) from None
-    if step <= 0 or args.bins < 1 or args.min_steps < 1:
-        raise CommandError("recommend history: --step, --bins and --min-steps must be positive", EXIT_USAGE)
+    if args.bins < 1 or args.min_steps < 1:  # durations are positive once parsed
+        raise CommandError("recommend history: --bins and --min-steps must be positive", EXIT_USAGE)
     end = time.time()
     steps = history.read_steps(CommandPrometheus(args.prometheus_url, step=step), args.model, end - since, end)
     if not steps:

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from inferwatch.recommend.advice import Slo
+from inferwatch.recommend.advice import Slo, replicas_for
 
 MEETING_SHARE = 0.9
 # What a step is made of: the shipped recording rules (recording_rules/inferwatch.rules.yaml).
@@ -64,9 +64,7 @@ class HistoryCapacity:
     notes: list[str] = field(default_factory=list)
 
     def replicas(self, target_requests_per_second: float | None) -> int | None:
-        if target_requests_per_second is None or self.requests_per_second <= 0:
-            return None
-        return max(1, math.ceil(target_requests_per_second / self.requests_per_second - 1e-9))
+        return replicas_for(target_requests_per_second, self.requests_per_second)
 
 
 def meets(step: Step, slo: Slo) -> bool:
