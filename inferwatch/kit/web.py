@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -258,9 +259,15 @@ def json_error(status: int, message: str) -> tuple[int, str, bytes]:
     return status, "application/json", json.dumps({"error": message}).encode() + b"\n"
 
 
+#: A body this far over the limit is read and dropped before the 413, so a client still sending it sees the
+#: reply instead of a broken pipe; a bigger one is left unread (the connection closes after the reply).
+DRAIN_BYTES = 64 * 1024
+
+
 def read_body(handler: Any, limit: int) -> bytes:
     """The request body, at most `limit` bytes, or BodyError (411 without Content-Length, 413 over the
-    limit). A refused body is left unread, so the connection is closed after the reply."""
+    limit). A refused body is left unread (up to DRAIN_BYTES over the limit: dropped), and the connection
+    is closed after the reply."""
     if handler.headers.get("Transfer-Encoding"):
         handler.close_connection = True
         raise BodyError(411, "send the body with a Content-Length (chunked transfer encoding is not accepted)")
@@ -274,6 +281,9 @@ def read_body(handler: Any, limit: int) -> bytes:
         raise BodyError(400, "Content-Length must not be negative")
     if length > limit:
         handler.close_connection = True
+        if length <= limit + DRAIN_BYTES:
+            with contextlib.suppress(OSError):
+                handler.rfile.read(length)  # each read has the idle timeout
         raise BodyError(413, f"body is {length} bytes; the limit is {limit}")
     try:
         body = handler.rfile.read(length)  # each read has the idle timeout
