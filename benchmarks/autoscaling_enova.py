@@ -3,7 +3,8 @@ static-peak, so the replica-hours are compared where the attainments meet (bench
 ENOVA as published, which saves replica-hours by missing the SLO).
 
 Same scenarios, curve handling, start-ups and scoring as benchmarks/autoscaling.py (its functions, not a copy),
-on the two conv scenarios; the code trace is left out because there even static-peak misses 99.9 %.
+on the two conv scenarios; the code scenarios are left out (ENOVA as published reaches 38-62 % there, and
+on the stress one even static-peak misses 99.9 %).
 
 Run: .venv/bin/python benchmarks/autoscaling_enova.py [--curve benchmarks/data/vllm-cpu-curve.json]
      [--thresholds 50,20,10,5,2,1] [--out docs/autoscaling-enova.md]

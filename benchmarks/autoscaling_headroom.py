@@ -9,12 +9,17 @@ scoring (its functions, not a copy):
   sizing further above the forecast buys the attainment, and at what cost.
 
 Run: .venv/bin/python benchmarks/autoscaling_headroom.py [--static-only | --scaler-only]
-Prints markdown rows; docs/autoscaling-targets.md quotes them.
+     [--scenario TRACE:SEED:ARRIVALS] [--overrides JSON-LIST]
+(default: code:1:warp, the stress scenario, and the overrides below). Prints markdown rows;
+docs/autoscaling-targets.md quotes them, e.g. the scaler run hot at ENOVA's attainment:
+  --scaler-only --scenario conv:1:warp --overrides '[{"capacityPerReplica": "2.6", "headroom": "0",
+  "burnRateThreshold": "1000"}]'
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import autoscaling as bench
 
@@ -40,9 +45,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--static-only", action="store_true")
     parser.add_argument("--scaler-only", action="store_true")
+    parser.add_argument("--scenario", default="code:1:warp", help="TRACE:SEED:ARRIVALS (warp or superpose)")
+    parser.add_argument("--overrides", type=json.loads, default=OVERRIDES, help="a JSON list of metadata dicts")
     args = parser.parse_args()
     curve = calibration.GPU_ILLUSTRATIVE
-    sc = bench.Scenario("code", 1, "held-out trace")
+    trace, seed, arrivals = args.scenario.split(":")
+    sc = bench.Scenario(trace, int(seed), "measured", arrivals)
     if not args.scaler_only:
         _, info = bench.run_scenario(sc, bench.FULL, curve, bench.TRACES, runs_for=lambda *_: [])  # the demand
         window = bench.FULL
@@ -54,7 +62,7 @@ def main() -> None:
     if not args.static_only:
         print("| scaler overrides | start-up | TTFT attainment | replica-hours | scale events | decisions by reason |")
         print("|---|---|---|---|---|---|")
-        for overrides in OVERRIDES:
+        for overrides in args.overrides:
             results, _ = bench.run_scenario(sc, bench.FULL, curve, bench.TRACES, overrides=overrides,
                                             scaler_only=True)
             for r in results:

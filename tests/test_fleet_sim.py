@@ -161,3 +161,25 @@ def test_committed_cpu_curve_is_the_fit_of_its_own_measured_points():
                                   curve.kv_cache_tokens, curve.max_model_len)
     assert refit == curve
     assert {p["concurrency"] for p in data["points"]} >= {1, 8}
+
+
+def test_superposed_users_keep_a_bursts_duration_and_warp_compresses_it():
+    """A 10 s burst at 10x the base rate, the load scaled 8x: time warp squeezes the burst into 1.25 s (faster
+    clients), superposition keeps it 10 s long and adds independent copies (more clients). Same mean rate."""
+    gaps = np.concatenate([np.full(300, 2.0), np.full(50, 0.2), np.full(300, 2.0)])
+    trace = Trace("burst", gaps, np.full(650, 100, dtype=np.int32), np.full(650, 10, dtype=np.int32))
+    flat = Envelope(trough=1.0, day_jitter=0.0)
+    hours = 6 * 3600.0
+    busiest, totals = {}, {}
+    for arrivals in ("warp", "superpose"):
+        demand = build(trace, 0.25, 8 * trace.mean_rate, flat, seed=4, arrivals=arrivals)
+        assert np.all(np.diff(demand.times) >= 0) and demand.times[-1] < hours
+        busiest[arrivals] = int(demand.counts(0.0, hours, 1.0).max())
+        totals[arrivals] = len(demand.times)
+    expected = 8 * trace.mean_rate * hours
+    assert totals["warp"] == pytest.approx(expected, rel=0.05)
+    assert totals["superpose"] == pytest.approx(expected, rel=0.05)
+    assert busiest["warp"] >= 35, busiest  # 50 requests in 1.25 s
+    assert busiest["superpose"] <= 25, busiest  # 5 per second per copy, plus the other copies' base rate
+    with pytest.raises(ValueError, match="arrivals"):
+        build(trace, 0.25, 1.0, flat, arrivals="faster")

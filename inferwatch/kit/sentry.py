@@ -1,8 +1,10 @@
 """Optional error reporting to Sentry (`sentry` extra), on when `SENTRY_DSN` is set.
 
 What goes out is for debugging inferwatch, never the traffic it watches: no frame locals, no request
-bodies, no default PII, and a `before_send` scrubber that drops prompt/output-like keys and redacts
-quoted text in messages that mention prompts or outputs. Without a DSN (or without sentry-sdk) every
+bodies, no default PII, no Sentry Logs (log records leave only as scrubbed breadcrumbs and events), and a
+`before_send` scrubber that drops prompt/output-like keys and redacts quoted text in messages that mention
+prompts or outputs. Works with sentry-sdk 2 and 3 (3 renamed the privacy options and sends log records as
+Sentry Logs by default). Without a DSN (or without sentry-sdk) every
 function here is a cheap no-op, so callers never check; sentry_sdk is imported only by `init`.
 """
 
@@ -78,7 +80,7 @@ def init(component: str, dsn: str | None = None) -> bool:
 
     try:
         _start(sentry_sdk, dsn, component, __version__, [
-            LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),  # breadcrumbs; errors as events
+            _logging_integration(sentry_sdk, LoggingIntegration),
             ExcepthookIntegration(), DedupeIntegration(), ThreadingIntegration(propagate_scope=True),
             AtexitIntegration(callback=_atexit_message),
         ])
@@ -98,14 +100,36 @@ def _start(sentry_sdk: Any, dsn: str, component: str, version: str, integrations
         # tokens), no auto-enabled framework integrations (aiohttp would attach request data).
         default_integrations=False,
         integrations=integrations,
-        send_default_pii=False,
-        include_local_variables=False,
+        **_no_user_data(sentry_sdk),
         max_request_body_size="never",
         traces_sample_rate=0,
         before_send=scrub_event,
         before_breadcrumb=scrub_breadcrumb,
     )
     sentry_sdk.get_global_scope().set_tag("component", component)  # every thread's events
+
+
+def _major(sentry_sdk: Any) -> int:
+    head = str(getattr(sentry_sdk, "VERSION", "2")).split(".")[0]
+    return int(head) if head.isdigit() else 2
+
+
+def _logging_integration(sentry_sdk: Any, integration: Any) -> Any:
+    """Log records as breadcrumbs (INFO+) and events (ERROR+), never as Sentry Logs: those are sent as they
+    are, past `before_send`. sentry-sdk 3 gave `level` to Sentry Logs (2.x: breadcrumbs)."""
+    if _major(sentry_sdk) < 3:
+        return integration(level=logging.INFO, event_level=logging.ERROR)
+    return integration(level=None, event_level=logging.ERROR, breadcrumb_level=logging.INFO)
+
+
+def _no_user_data(sentry_sdk: Any) -> dict[str, Any]:
+    """No user identity, no frame locals, no HTTP bodies, no Sentry Logs, in each major version's own words
+    (sentry-sdk 3 replaced `send_default_pii` and `include_local_variables` with `data_collection`, and
+    rejects them)."""
+    if _major(sentry_sdk) < 3:
+        return {"send_default_pii": False, "include_local_variables": False}
+    return {"data_collection": {"user_info": False, "stack_frame_variables": False, "http_bodies": []},
+            "before_send_log": lambda _log, _hint: None}
 
 
 def active() -> bool:

@@ -11,9 +11,17 @@ How (deterministic for a given seed):
    and Sunday, times a seeded per-day amplitude in [1 - day_jitter, 1 + day_jitter] (so "same time yesterday"
    is never exact). Day-level factors change linearly over the first four hours of a day (the trough), never
    as a step.
-3. **Time warp.** The rate multiplier is `m(t) = (peak_rate / trace mean rate) * Envelope(t)`. Base time
-   advances m(t) seconds per real second, so every gap is divided by the multiplier in force when it
-   occurs: t = L^-1(u) with L(t) = integral of m, tabulated per minute and inverted by interpolation.
+3. **Scaling to the rate**, two ways (`arrivals`). The rate multiplier is
+   `m(t) = (peak_rate / trace mean rate) * Envelope(t)`.
+   - `"warp"` (time warp): base time advances m(t) seconds per real second, so every gap is divided by the
+     multiplier in force when it occurs: t = L^-1(u) with L(t) = integral of m, tabulated per minute and
+     inverted by interpolation. The trace's clients become m(t) times faster: a burst of 67 requests in a
+     second arrives within 1/m(t) s. The adversarial reading, where burst intensity grows with load.
+   - `"superpose"` (independent users): K = ceil(max m) independent copies of the base process (each with
+     its own rotations), each at the trace's own rate, superposed; each arrival is kept with probability
+     m(t) / K (thinning, Lewis and Shedler 1979). More users rather than faster users: every burst keeps its
+     recorded size and duration, and bursts of different copies are independent, so the aggregate is
+     smoother relative to its mean, as a fleet's traffic is when it serves many clients.
 """
 
 from __future__ import annotations
@@ -103,22 +111,15 @@ class Demand:
         return np.histogram(self.times, bins=edges)[0]
 
 
-def build(trace: Trace, days: float, peak_rate: float, envelope: Envelope, seed: int = 0,
-          max_model_len: int | None = None) -> Demand:
-    """`days` of demand starting Monday 00:00 whose envelope-1 rate is `peak_rate` requests/s."""
-    if days <= 0 or peak_rate <= 0:
-        raise ValueError("days and peak_rate must be positive")
-    multiplier = peak_rate / trace.mean_rate
-    end = days * DAY
-    grid = np.arange(0.0, end + 60.0, 60.0)
-    m = multiplier * envelope(grid)
-    warped = np.concatenate([[0.0], np.cumsum((m[1:] + m[:-1]) / 2 * 60.0)])  # L(t) on the grid
-    total = warped[-1]
-    rng = np.random.default_rng(seed)
+ARRIVALS = ("warp", "superpose")
+
+
+def _repeated(trace: Trace, length: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The base process over [0, length): the trace repeated, each repetition rotated to a random request."""
     n = len(trace.gaps)
     gaps, prompts, outputs, covered = [], [], [], 0.0
     period = float(trace.gaps[1:].sum()) + float(trace.gaps.mean())
-    for _ in range(math.ceil(total / period) + 1):
+    for _ in range(math.ceil(length / period) + 1):
         start = int(rng.integers(n))
         order = np.roll(np.arange(n), -start)
         block = trace.gaps[order].copy()
@@ -127,13 +128,41 @@ def build(trace: Trace, days: float, peak_rate: float, envelope: Envelope, seed:
         prompts.append(trace.prompts[order])
         outputs.append(trace.outputs[order])
         covered += float(block.sum())
-        if covered > total:
+        if covered > length:
             break
     base = np.cumsum(np.concatenate(gaps))
-    keep = base < total
-    times = np.interp(base[keep], warped, grid)
-    prompt = np.concatenate(prompts)[keep]
-    output = np.concatenate(outputs)[keep]
+    keep = base < length
+    return base[keep], np.concatenate(prompts)[keep], np.concatenate(outputs)[keep]
+
+
+def build(trace: Trace, days: float, peak_rate: float, envelope: Envelope, seed: int = 0,
+          max_model_len: int | None = None, arrivals: str = "warp") -> Demand:
+    """`days` of demand starting Monday 00:00 whose envelope-1 rate is `peak_rate` requests/s."""
+    if days <= 0 or peak_rate <= 0:
+        raise ValueError("days and peak_rate must be positive")
+    if arrivals not in ARRIVALS:
+        raise ValueError(f"arrivals must be one of {ARRIVALS}, not {arrivals!r}")
+    multiplier = peak_rate / trace.mean_rate
+    end = days * DAY
+    grid = np.arange(0.0, end + 60.0, 60.0)
+    m = multiplier * envelope(grid)
+    rng = np.random.default_rng(seed)
+    if arrivals == "warp":
+        warped = np.concatenate([[0.0], np.cumsum((m[1:] + m[:-1]) / 2 * 60.0)])  # L(t) on the grid
+        base, prompt, output = _repeated(trace, warped[-1], rng)
+        times = np.interp(base, warped, grid)
+    else:
+        copies = max(1, math.ceil(float(m.max())))
+        parts = []
+        for _ in range(copies):
+            at, p, o = _repeated(trace, end, rng)
+            keep = rng.random(len(at)) < np.interp(at, grid, m) / copies
+            parts.append((at[keep], p[keep], o[keep]))
+        times = np.concatenate([a for a, _, _ in parts])
+        order = np.argsort(times, kind="stable")
+        times = times[order]
+        prompt = np.concatenate([p for _, p, _ in parts])[order]
+        output = np.concatenate([o for _, _, o in parts])[order]
     if max_model_len:
         output = np.minimum(output, max(1, max_model_len // 4))
         prompt = np.clip(prompt, 1, max_model_len - output)
