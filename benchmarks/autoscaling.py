@@ -307,12 +307,12 @@ def write_doc(path: Path, curve: calibration.Curve, lines: list[str], cpu: float
         "- ENOVA waits for >= 50 pending requests over three minutes before it scales up and halves the fleet "
         "only when it is nearly idle, so it runs close to saturation: cheap, but with seconds of p99 TTFT.",
         "- The one-hour traces are scaled to the week's rate in two ways (`demand.py`): `conv` and the stress "
-        "scenario by time warp (the trace's clients get faster with the load, so a burst is compressed: on "
-        "`code` the busiest second holds 468 requests at a mean of 12 req/s), `code` with independent users by "
-        "superposing copies of the trace and thinning them (more clients: a burst keeps its recorded size and "
-        "length; busiest second 154). The policy was tuned on `conv` seed 1 and `code` seed 1 with independent "
-        "users; seed 2 of each is held out (the module docstring of `benchmarks/autoscaling.py` says how the "
-        "tuning set grew).",
+        "scenario by time warp (the trace's clients get faster with the load, so a burst is compressed; on "
+        "`code` on the GPU curve the busiest second holds 468 requests at a mean of 12 req/s), `code` with "
+        "independent users by superposing copies of the trace and thinning them (more clients: a burst keeps its "
+        "recorded size and length; busiest second 154 on the same scenario). The policy was tuned on `conv` "
+        "seed 1 and `code` seed 1 with independent users; seed 2 of each is held out (the module docstring of "
+        "`benchmarks/autoscaling.py` says how the tuning set grew).",
         "- static-peak is sized for the highest one-minute demand; on the stress scenario even that misses "
         "99.9 % (sub-minute bursts above it). The row after it is the smallest static fleet that meets the "
         "objective (bisection; the same fleet at both start-ups): what provisioning for the peak costs when the "
