@@ -31,8 +31,8 @@ class Timing:
     firing: float | None = None
     notified: float | None = None
     action: float | None = None
-    resolved: float | None = None  # seconds from the fault's end
-    undo: float | None = None  # seconds from the fault's end
+    resolved: float | None = None  # seconds from the moment the fault is ended (a restart included)
+    undo: float | None = None  # likewise
 
 
 @dataclass
@@ -101,6 +101,10 @@ def run_drill(stack: DrillStack, drill: Drill, loads: dict[str, Load], say: Call
             time.sleep(POLL_SECONDS)
         _observe(watch, drill, timings, t0, result)
     finally:
+        # Resolutions count from the moment the fault is ended, not from when end() returns: a restart can
+        # return after the engine is already healthy, scraped, resolved and failed back (a loaded CI machine
+        # did: failback 44 s after the page, while end() was still waiting, so the drill missed both).
+        ended = time.time()
         try:
             fault.end()
         except Exception as exc:  # recorded; the timings so far still go in the table
@@ -114,7 +118,7 @@ def run_drill(stack: DrillStack, drill: Drill, loads: dict[str, Load], say: Call
         say(f"[{drill.name}] fault ended; waiting for the resolution")
     deadline = t1 + drill.resolve_timeout
     while time.time() < deadline and not all(_resolved(t) for t in timings):
-        _observe(watch, drill, timings, t0, result, resolution_from=t1)
+        _observe(watch, drill, timings, t0, result, resolution_from=ended)
         time.sleep(POLL_SECONDS)
     for timing in (t for t in timings if t.firing is not None):  # one that never fired has nothing to resolve
         if timing.expect.resolves and timing.resolved is None:
