@@ -158,11 +158,9 @@ def build(trace: Trace, days: float, peak_rate: float, envelope: Envelope, seed:
             at, p, o = _repeated(trace, end, rng)
             keep = rng.random(len(at)) < np.interp(at, grid, m) / copies
             parts.append((at[keep], p[keep], o[keep]))
-        times = np.concatenate([a for a, _, _ in parts])
+        times, prompt, output = (np.concatenate(column) for column in zip(*parts, strict=True))
         order = np.argsort(times, kind="stable")
-        times = times[order]
-        prompt = np.concatenate([p for _, p, _ in parts])[order]
-        output = np.concatenate([o for _, _, o in parts])[order]
+        times, prompt, output = times[order], prompt[order], output[order]
     if max_model_len:
         output = np.minimum(output, max(1, max_model_len // 4))
         prompt = np.clip(prompt, 1, max_model_len - output)
